@@ -1,0 +1,101 @@
+/* codec.h - block encoding: records <-> one checksummed, compressed frame.
+ *
+ * The only module that includes zstd.h and xxhash.h. A frame is a 40-byte
+ * header followed by a zstd frame holding the block's columns; the bytes
+ * are documented in docs/FORMAT.md. */
+#ifndef QL_CODEC_H
+#define QL_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define QLI_FRAME_HDR 40
+#define QLI_MAGIC_BLOCK 0x4b424c51u /* "QLBK" little-endian */
+#define QLI_MAGIC_SEAL 0x4c534c51u  /* "QLSL" */
+#define QLI_MAX_BLOCK_RECORDS 65536u
+#define QLI_MAX_RAW (64u << 20)     /* refuse larger blocks: bomb guard */
+
+/* An in-memory record: handles are canonical and NUL-terminated. */
+typedef struct qli_rec {
+	int64_t ts;
+	const char *req;
+	const char *tgt;
+	uint8_t ip[16];
+	uint8_t svc;
+	uint8_t res;
+	uint8_t req_len;
+	uint8_t tgt_len;
+} qli_rec;
+
+typedef struct qli_frame_hdr {
+	uint32_t magic;
+	uint32_t comp_len; /* bytes of payload after the header */
+	uint32_t raw_len;  /* decompressed payload bytes (0 for a seal) */
+	uint32_t nrec;
+	int64_t min_ts;
+	int64_t max_ts;
+	uint64_t checksum; /* xxh64 of header bytes 0..31 and the payload */
+} qli_frame_hdr;
+
+/* Growable byte buffer. */
+typedef struct qli_buf {
+	uint8_t *p;
+	size_t len, cap;
+} qli_buf;
+int qli_buf_reserve(qli_buf *b, size_t extra);
+void qli_buf_free(qli_buf *b);
+
+/* Little-endian helpers. */
+void qli_put32(uint8_t *p, uint32_t v);
+void qli_put64(uint8_t *p, uint64_t v);
+uint32_t qli_get32(const uint8_t *p);
+uint64_t qli_get64(const uint8_t *p);
+
+uint64_t qli_hash64(const void *p, size_t len, uint64_t seed);
+
+/* Writes a frame header (computing the checksum over it and payload). */
+void qli_frame_hdr_write(uint8_t out[QLI_FRAME_HDR], qli_frame_hdr *h,
+			 const uint8_t *payload);
+/* Parses a header and checks magic and length limits (not the checksum).
+ * Returns 0 or QL_ECORRUPT (message says what is wrong, no path). */
+int qli_frame_hdr_read(const uint8_t in[QLI_FRAME_HDR], qli_frame_hdr *h);
+/* Checks the checksum of a header + its payload. 0 or QL_ECORRUPT. */
+int qli_frame_verify(const uint8_t hdr[QLI_FRAME_HDR], const qli_frame_hdr *h,
+		     const uint8_t *payload);
+
+typedef struct qli_encoder qli_encoder;
+qli_encoder *qli_encoder_new(int level);
+void qli_encoder_free(qli_encoder *e);
+/* Encodes n (1..QLI_MAX_BLOCK_RECORDS) records into a whole frame
+ * (header + payload) appended to out. Records are stored sorted by time
+ * (stable: ties keep their order). On return *hdr describes the frame and
+ * *raw_len the uncompressed size. */
+int qli_block_encode(qli_encoder *e, qli_buf *out, const qli_rec *recs,
+		     uint32_t n, qli_frame_hdr *hdr);
+
+/* A decoded block. Arrays have n entries; handles index str[]. */
+typedef struct qli_block {
+	uint32_t n;
+	int64_t *ts;
+	uint32_t *req, *tgt, *ipi;
+	uint8_t *svc, *res;
+	uint32_t nstr, nip;
+	char **str;          /* NUL-terminated handles */
+	uint8_t (*ips)[16];
+	/* owned storage */
+	void *mem;
+	size_t memcap;
+	void *raw;
+	size_t rawcap;
+} qli_block;
+
+typedef struct qli_decoder qli_decoder;
+qli_decoder *qli_decoder_new(void);
+void qli_decoder_free(qli_decoder *d);
+/* Decodes a verified frame's payload into blk (reusing its storage).
+ * Returns 0, QL_ECORRUPT (structure or size mismatch) or QL_ENOMEM. */
+int qli_block_decode(qli_decoder *d, qli_block *blk, const qli_frame_hdr *h,
+		     const uint8_t *payload);
+void qli_block_free(qli_block *blk);
+
+#endif

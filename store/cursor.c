@@ -1,0 +1,578 @@
+/* cursor.c - reading: time-ordered cursors, statistics, verification.
+ *
+ * Blocks are sorted inside, but a late record (or an import of history)
+ * lands in a later block than records newer than it, so blocks of a bucket
+ * overlap in time. A cursor walks one bucket at a time (buckets never
+ * overlap) and merges that bucket's blocks with a heap: a block is decoded
+ * only once the merge reaches its first time, so memory holds just the
+ * blocks that overlap the current time (two or three for the live
+ * stream's few minutes of lateness).
+ *
+ * A cursor opens every segment file it will read when it is created: a
+ * retention sweep that unlinks one afterwards does not disturb it (the
+ * open descriptor keeps the data), so a cursor reads a stable snapshot of
+ * the files it started with. */
+#define _GNU_SOURCE
+#include "err.h"
+#include "store_int.h"
+#include "vfs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct cblock {
+	qli_block blk;
+	uint32_t *match; /* positions in blk that match the query */
+	uint32_t nmatch, mi, matchcap;
+	uint32_t seg, bidx; /* write order, for ties */
+	uint8_t *ipok;
+	uint32_t ipokcap;
+	struct cblock *next; /* free list */
+} cblock;
+
+typedef struct pend {
+	int64_t min_ts;
+	uint32_t seg, blk;
+} pend;
+
+struct ql_cursor {
+	ql_store *s;
+	ql_query q;
+	char handle[QL_HANDLE_MAX + 1];
+	int64_t since, until; /* [since, until) */
+	qli_segfile *segs;
+	size_t nseg, segpos; /* segpos: first segment of the next bucket */
+	pend *pend;
+	size_t npend, pendcap, pi;
+	cblock **heap;
+	size_t nheap, heapcap;
+	cblock *freelist, *retire;
+	qli_decoder *dec;
+	qli_buf buf;
+	ql_record rec;
+	int done;
+};
+
+/* ---- predicate ---- */
+
+static int ip_in(const uint8_t ip[16], const uint8_t net[16], unsigned plen)
+{
+	unsigned full = plen / 8, rem = plen % 8;
+
+	if (memcmp(ip, net, full))
+		return 0;
+	if (rem) {
+		uint8_t mask = (uint8_t)(0xff << (8 - rem));
+
+		return (ip[full] & mask) == (net[full] & mask);
+	}
+	return 1;
+}
+
+/* Fills cb->match with the positions of matching records. */
+static int compute_matches(ql_cursor *c, cblock *cb)
+{
+	qli_block *b = &cb->blk;
+	uint32_t sid = UINT32_MAX;
+
+	cb->nmatch = cb->mi = 0;
+	if (b->n > cb->matchcap) {
+		uint32_t *m = realloc(cb->match, b->n * sizeof(*m));
+
+		if (!m)
+			return qli_err(QL_ENOMEM, "out of memory");
+		cb->match = m;
+		cb->matchcap = b->n;
+	}
+	if (c->q.match == QL_MATCH_HANDLE) {
+		for (uint32_t i = 0; i < b->nstr; i++)
+			if (!strcmp(b->str[i], c->handle)) {
+				sid = i;
+				break;
+			}
+		if (sid == UINT32_MAX)
+			return 0;
+	} else if (c->q.match == QL_MATCH_IP) {
+		if (b->nip > cb->ipokcap) {
+			uint8_t *m = realloc(cb->ipok, b->nip);
+
+			if (!m)
+				return qli_err(QL_ENOMEM, "out of memory");
+			cb->ipok = m;
+			cb->ipokcap = b->nip;
+		}
+		for (uint32_t i = 0; i < b->nip; i++)
+			cb->ipok[i] = (uint8_t)ip_in(b->ips[i], c->q.ip,
+						     c->q.prefix_len);
+	}
+	for (uint32_t i = 0; i < b->n; i++) {
+		int ok;
+
+		if (b->ts[i] < c->since || b->ts[i] >= c->until)
+			continue;
+		switch (c->q.match) {
+		case QL_MATCH_HANDLE:
+			ok = (c->q.role != QL_ROLE_TARGET && b->req[i] == sid) ||
+			     (c->q.role != QL_ROLE_REQUESTER &&
+			      b->tgt[i] == sid);
+			break;
+		case QL_MATCH_IP:
+			ok = cb->ipok[b->ipi[i]];
+			break;
+		default:
+			ok = 1;
+		}
+		if (ok)
+			cb->match[cb->nmatch++] = i;
+	}
+	return 0;
+}
+
+/* ---- heap of blocks by (time of current match, write order) ---- */
+
+static int cb_less(const cblock *a, const cblock *b)
+{
+	int64_t ta = a->blk.ts[a->match[a->mi]];
+	int64_t tb = b->blk.ts[b->match[b->mi]];
+
+	if (ta != tb)
+		return ta < tb;
+	if (a->seg != b->seg)
+		return a->seg < b->seg;
+	return a->bidx < b->bidx;
+}
+
+static void heap_down(ql_cursor *c, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		cblock *t;
+
+		if (l < c->nheap && cb_less(c->heap[l], c->heap[m]))
+			m = l;
+		if (r < c->nheap && cb_less(c->heap[r], c->heap[m]))
+			m = r;
+		if (m == i)
+			return;
+		t = c->heap[i];
+		c->heap[i] = c->heap[m];
+		c->heap[m] = t;
+		i = m;
+	}
+}
+
+static int heap_push(ql_cursor *c, cblock *cb)
+{
+	size_t i;
+
+	if (c->nheap == c->heapcap) {
+		size_t cap = c->heapcap ? 2 * c->heapcap : 8;
+		cblock **h = realloc(c->heap, cap * sizeof(*h));
+
+		if (!h)
+			return qli_err(QL_ENOMEM, "out of memory");
+		c->heap = h;
+		c->heapcap = cap;
+	}
+	i = c->nheap++;
+	c->heap[i] = cb;
+	while (i > 0 && cb_less(c->heap[i], c->heap[(i - 1) / 2])) {
+		cblock *t = c->heap[i];
+
+		c->heap[i] = c->heap[(i - 1) / 2];
+		c->heap[(i - 1) / 2] = t;
+		i = (i - 1) / 2;
+	}
+	return 0;
+}
+
+static void cb_recycle(ql_cursor *c, cblock *cb)
+{
+	cb->next = c->freelist;
+	c->freelist = cb;
+}
+
+static void cb_destroy(cblock *cb)
+{
+	qli_block_free(&cb->blk);
+	free(cb->match);
+	free(cb->ipok);
+	free(cb);
+}
+
+/* ---- opening ---- */
+
+static int overlaps(const ql_cursor *c, int64_t lo, int64_t hi_incl)
+{
+	return hi_incl >= c->since && lo < c->until;
+}
+
+static int load_segments(ql_cursor *c)
+{
+	int64_t w = c->s->opt.bucket_width_us;
+	qli_seglist l;
+	int rc;
+
+	rc = qli_seglist_read(c->s->segdir, &l);
+	if (rc)
+		return rc;
+	c->segs = calloc(l.n ? l.n : 1, sizeof(*c->segs));
+	if (!c->segs) {
+		qli_seglist_free(&l);
+		return qli_err(QL_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		qli_segfile *sf = &c->segs[c->nseg];
+
+		if (!overlaps(c, l.start[i], l.start[i] + w - 1))
+			continue;
+		rc = qli_segfile_load(sf, c->s->segdir, l.names[i], 0);
+		if (rc == QL_ENOTFOUND) {
+			/* expired between the listing and the open */
+			rc = 0;
+			continue;
+		}
+		if (rc)
+			break;
+		c->nseg++;
+	}
+	qli_seglist_free(&l);
+	return rc;
+}
+
+int ql_cursor_open(ql_cursor **out, ql_store *s, const ql_query *q)
+{
+	ql_cursor *c;
+	int rc;
+
+	if (!out)
+		return qli_err(QL_EINVAL, "ql_cursor_open: out is NULL");
+	*out = NULL;
+	if (!s || !q)
+		return qli_err(QL_EINVAL, "ql_cursor_open: store or query "
+			       "is NULL");
+	if (q->version != QL_QUERY_VERSION)
+		return qli_err(QL_EINVAL, "query version %u (expected %u): "
+			       "declare with QL_QUERY_INIT", q->version,
+			       QL_QUERY_VERSION);
+	if (q->match < QL_MATCH_ALL || q->match > QL_MATCH_IP)
+		return qli_err(QL_EINVAL, "query match %d: must be "
+			       "QL_MATCH_ALL, _HANDLE or _IP", q->match);
+	if (q->match == QL_MATCH_HANDLE &&
+	    (q->role < QL_ROLE_ANY || q->role > QL_ROLE_TARGET))
+		return qli_err(QL_EINVAL, "query role %d: must be "
+			       "QL_ROLE_ANY, _REQUESTER or _TARGET", q->role);
+	if (q->match == QL_MATCH_IP && q->prefix_len > 128)
+		return qli_err(QL_EINVAL, "query prefix_len %u: must be 0 to "
+			       "128", q->prefix_len);
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return qli_err(QL_ENOMEM, "out of memory");
+	c->s = s;
+	c->q = *q;
+	c->q.handle = NULL;
+	c->since = q->since ? q->since : INT64_MIN;
+	c->until = q->until ? q->until : INT64_MAX;
+	if (q->match == QL_MATCH_HANDLE) {
+		rc = ql_handle_parse(c->handle, sizeof(c->handle), q->handle,
+				     "handle");
+		if (rc)
+			goto fail;
+	}
+	c->dec = qli_decoder_new();
+	if (!c->dec) {
+		rc = qli_err(QL_ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (c->since < c->until) {
+		rc = load_segments(c);
+		if (rc)
+			goto fail;
+	}
+	*out = c;
+	return 0;
+fail:
+	ql_cursor_close(c);
+	return rc;
+}
+
+void ql_cursor_close(ql_cursor *c)
+{
+	cblock *cb, *next;
+
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->nseg; i++)
+		qli_segfile_close(&c->segs[i]);
+	free(c->segs);
+	for (size_t i = 0; i < c->nheap; i++)
+		cb_destroy(c->heap[i]);
+	for (cb = c->freelist; cb; cb = next) {
+		next = cb->next;
+		cb_destroy(cb);
+	}
+	if (c->retire)
+		cb_destroy(c->retire);
+	free(c->heap);
+	free(c->pend);
+	qli_decoder_free(c->dec);
+	qli_buf_free(&c->buf);
+	free(c);
+}
+
+/* ---- stepping ---- */
+
+static int pend_cmp(const void *a, const void *b)
+{
+	const pend *x = a, *y = b;
+
+	if (x->min_ts != y->min_ts)
+		return x->min_ts < y->min_ts ? -1 : 1;
+	if (x->seg != y->seg)
+		return x->seg < y->seg ? -1 : 1;
+	return x->blk < y->blk ? -1 : (x->blk > y->blk);
+}
+
+/* Collects the blocks of the next bucket that overlap the window.
+ * Returns 0, or 1 when there is no bucket left. */
+static int next_bucket(ql_cursor *c)
+{
+	size_t lo = c->segpos, hi = lo;
+
+	if (lo >= c->nseg)
+		return 1;
+	while (hi < c->nseg && c->segs[hi].bucket_start ==
+				       c->segs[lo].bucket_start)
+		hi++;
+	c->npend = c->pi = 0;
+	for (size_t i = lo; i < hi; i++) {
+		qli_segfile *sf = &c->segs[i];
+
+		for (uint32_t j = 0; j < sf->nblk; j++) {
+			if (!overlaps(c, sf->blk[j].min_ts, sf->blk[j].max_ts))
+				continue;
+			if (c->npend == c->pendcap) {
+				size_t cap = c->pendcap ? 2 * c->pendcap : 64;
+				pend *p = realloc(c->pend, cap * sizeof(*p));
+
+				if (!p)
+					return qli_err(QL_ENOMEM,
+						       "out of memory");
+				c->pend = p;
+				c->pendcap = cap;
+			}
+			c->pend[c->npend++] = (pend){ sf->blk[j].min_ts,
+						      (uint32_t)i, j };
+		}
+	}
+	qsort(c->pend, c->npend, sizeof(*c->pend), pend_cmp);
+	c->segpos = hi;
+	return 0;
+}
+
+static int load_block(ql_cursor *c, const pend *p)
+{
+	const qli_segfile *sf = &c->segs[p->seg];
+	qli_frame_hdr h;
+	cblock *cb;
+	int rc;
+
+	rc = qli_segfile_read_block(sf, p->blk, &c->buf, &h);
+	if (rc == QL_ECORRUPT && !sf->sealed && p->blk == sf->nblk - 1) {
+		/* The last block of a segment still being written may be
+		 * in flight: the writer's pwrite is not atomic for readers.
+		 * It is not acknowledged data; skip it. */
+		qli_clear_err();
+		return 0;
+	}
+	if (rc)
+		return rc;
+	cb = c->freelist;
+	if (cb)
+		c->freelist = cb->next;
+	else if (!(cb = calloc(1, sizeof(*cb))))
+		return qli_err(QL_ENOMEM, "out of memory");
+	rc = qli_block_decode(c->dec, &cb->blk, &h, c->buf.p + QLI_FRAME_HDR);
+	if (rc) {
+		qli_err_prefix("segment %s block %u: ", sf->name, p->blk);
+		cb_recycle(c, cb);
+		return rc;
+	}
+	cb->seg = p->seg;
+	cb->bidx = p->blk;
+	rc = compute_matches(c, cb);
+	if (rc || cb->nmatch == 0) {
+		cb_recycle(c, cb);
+		return rc;
+	}
+	return heap_push(c, cb);
+}
+
+int ql_cursor_next(ql_cursor *c, const ql_record **rec)
+{
+	cblock *top;
+	uint32_t i;
+	int rc;
+
+	if (!c || !rec)
+		return qli_err(QL_EINVAL, "ql_cursor_next: NULL argument");
+	*rec = NULL;
+	if (c->retire) {
+		cb_recycle(c, c->retire);
+		c->retire = NULL;
+	}
+	if (c->done)
+		return QL_DONE;
+	for (;;) {
+		if (c->nheap == 0 && c->pi == c->npend) {
+			rc = next_bucket(c);
+			if (rc == 1) {
+				c->done = 1;
+				return QL_DONE;
+			}
+			if (rc)
+				return rc;
+			continue;
+		}
+		/* Decode every block that may hold a record no later than
+		 * the earliest one in hand. */
+		while (c->pi < c->npend &&
+		       (c->nheap == 0 ||
+			c->pend[c->pi].min_ts <=
+				c->heap[0]->blk.ts[c->heap[0]->match
+							   [c->heap[0]->mi]])) {
+			rc = load_block(c, &c->pend[c->pi++]);
+			if (rc)
+				return rc;
+		}
+		if (c->nheap)
+			break;
+	}
+	top = c->heap[0];
+	i = top->match[top->mi++];
+	c->rec.ts = top->blk.ts[i];
+	c->rec.requester = top->blk.str[top->blk.req[i]];
+	c->rec.target = top->blk.str[top->blk.tgt[i]];
+	memcpy(c->rec.ip, top->blk.ips[top->blk.ipi[i]], 16);
+	c->rec.service = top->blk.svc[i];
+	c->rec.result = top->blk.res[i];
+	if (top->mi == top->nmatch) {
+		/* keep the block alive until the next step: rec points in */
+		c->heap[0] = c->heap[--c->nheap];
+		c->retire = top;
+	}
+	if (c->nheap)
+		heap_down(c, 0);
+	*rec = &c->rec;
+	return QL_ROW;
+}
+
+/* ---- statistics and verification ---- */
+
+int ql_segments(ql_store *s, int verify,
+		int (*fn)(const ql_segment_info *info, void *ctx), void *ctx)
+{
+	qli_decoder *dec = NULL;
+	qli_block blk = { 0 };
+	qli_seglist l;
+	int rc, damaged = 0;
+
+	if (!s || !fn)
+		return qli_err(QL_EINVAL, "ql_segments: NULL argument");
+	rc = qli_seglist_read(s->segdir, &l);
+	if (rc)
+		return rc;
+	if (verify && !(dec = qli_decoder_new())) {
+		qli_seglist_free(&l);
+		return qli_err(QL_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < l.n && !rc; i++) {
+		ql_segment_info info = { 0 };
+		qli_segfile sf;
+		int st;
+
+		snprintf(info.name, sizeof(info.name), "%s/%s", QLI_SEG_DIR,
+			 l.names[i]);
+		st = qli_segfile_load(&sf, s->segdir, l.names[i],
+				      verify ? QLI_LOAD_VERIFY : 0);
+		if (st == QL_ENOTFOUND)
+			continue; /* expired meanwhile */
+		info.bucket_start = l.start[i];
+		info.bucket_end = l.start[i] + s->opt.bucket_width_us;
+		info.generation = l.gen[i];
+		if (!st) {
+			info.sealed = sf.sealed;
+			info.blocks = sf.nblk;
+			info.records = sf.nrec;
+			info.raw_bytes = sf.raw_bytes;
+			info.disk_bytes = sf.file_size;
+			info.min_ts = sf.min_ts;
+			info.max_ts = sf.max_ts;
+			if (verify) {
+				st = qli_segfile_verify(&sf, dec, &blk,
+							&info.bad_offset);
+				if (!st && sf.file_size > sf.size) {
+					/* a torn tail: blocks after the valid
+					 * prefix that fail their checksum */
+					info.bad_offset = sf.size;
+					st = qli_err(QL_ECORRUPT,
+						     "segment %s: %llu bytes "
+						     "after offset %llu are not "
+						     "valid blocks (torn tail)",
+						     l.names[i],
+						     (unsigned long long)(
+							     sf.file_size -
+							     sf.size),
+						     (unsigned long long)
+							     sf.size);
+				}
+			}
+			qli_segfile_close(&sf);
+		}
+		info.status = st;
+		if (st)
+			damaged = 1;
+		rc = fn(&info, ctx);
+	}
+	qli_block_free(&blk);
+	qli_decoder_free(dec);
+	qli_seglist_free(&l);
+	if (!rc && damaged)
+		rc = QL_ECORRUPT;
+	return rc;
+}
+
+static int stat_one(const ql_segment_info *info, void *ctx)
+{
+	ql_stats *st = ctx;
+
+	st->segments++;
+	st->sealed_segments += info->sealed ? 1 : 0;
+	st->blocks += info->blocks;
+	st->raw_bytes += info->raw_bytes;
+	st->disk_bytes += info->disk_bytes;
+	if (info->records) {
+		if (!st->records || info->min_ts < st->min_ts)
+			st->min_ts = info->min_ts;
+		if (!st->records || info->max_ts > st->max_ts)
+			st->max_ts = info->max_ts;
+	}
+	st->records += info->records;
+	return 0;
+}
+
+int ql_stat(ql_store *s, ql_stats *out)
+{
+	int rc;
+
+	if (!s || !out)
+		return qli_err(QL_EINVAL, "ql_stat: NULL argument");
+	memset(out, 0, sizeof(*out));
+	rc = ql_segments(s, 0, stat_one, out);
+	out->bucket_width_us = s->opt.bucket_width_us;
+	out->retention_us = s->opt.retention_us;
+	out->recovered_segments = s->recovered_segments;
+	out->recovered_bytes = s->recovered_bytes;
+	return rc;
+}

@@ -1,0 +1,74 @@
+/* segment.h - one segment file: a header, block frames, and (once sealed)
+ * a seal frame with the block directory and a trailer pointing at it.
+ * Bytes in docs/FORMAT.md. */
+#ifndef QL_SEGMENT_H
+#define QL_SEGMENT_H
+
+#include "codec.h"
+
+#include <stdint.h>
+
+#define QLI_SEG_HDR 64
+#define QLI_SEG_TRAILER 16
+#define QLI_SEG_VERSION 1
+#define QLI_SEG_NAME_MAX 64
+#define QLI_SEG_DIR "seg"
+
+typedef struct qli_blkent {
+	uint64_t off;      /* offset of the frame header */
+	int64_t min_ts, max_ts;
+	uint32_t nrec;
+	uint32_t frame_len; /* header + payload */
+	uint32_t raw_len;
+	uint64_t checksum;
+} qli_blkent;
+
+typedef struct qli_segfile {
+	char name[QLI_SEG_NAME_MAX]; /* relative to the seg directory */
+	int fd;
+	int64_t bucket_start, bucket_width;
+	uint32_t gen;
+	int sealed;
+	uint64_t size;      /* end of the valid data (incl. seal if sealed) */
+	uint64_t file_size; /* size on disk when loaded */
+	qli_blkent *blk;
+	uint32_t nblk, blkcap;
+	uint64_t nrec, raw_bytes;
+	int64_t min_ts, max_ts;
+	uint64_t seal_checksum; /* chained over the frames' checksums */
+} qli_segfile;
+
+/* Builds the canonical file name for a bucket and generation. */
+void qli_seg_name(char out[QLI_SEG_NAME_MAX], int64_t bucket_start,
+		  uint32_t gen);
+/* Parses a file name; returns 0 if it is a segment name. */
+int qli_seg_name_parse(const char *name, int64_t *bucket_start,
+		       uint32_t *gen);
+
+/* Creates a new segment file (header written, not synced). */
+int qli_segfile_create(qli_segfile *sf, int segdir, int64_t bucket_start,
+		       int64_t bucket_width, uint32_t gen, unsigned mode);
+
+#define QLI_LOAD_VERIFY 1 /* read and checksum every block payload */
+#define QLI_LOAD_WRITE 2  /* open read-write */
+/* Opens a segment and loads its block directory: from the seal when the
+ * file is sealed, else by walking the frames, stopping at the first frame
+ * that is incomplete (or, with QLI_LOAD_VERIFY, fails its checksum): sf->size
+ * is then the end of the valid prefix. */
+int qli_segfile_load(qli_segfile *sf, int segdir, const char *name,
+		     int flags);
+void qli_segfile_close(qli_segfile *sf);
+
+/* Records a block written at sf->size. */
+int qli_segfile_add_block(qli_segfile *sf, const qli_frame_hdr *h);
+/* Writes the seal frame and trailer at sf->size and fdatasyncs. */
+int qli_segfile_seal(qli_segfile *sf);
+/* Reads block i's frame into buf and verifies its checksum. */
+int qli_segfile_read_block(const qli_segfile *sf, uint32_t i, qli_buf *buf,
+			   qli_frame_hdr *h);
+/* Checks every block: checksum and full decode. *bad_off gets the offset
+ * of the first damaged frame. */
+int qli_segfile_verify(const qli_segfile *sf, qli_decoder *d, qli_block *b,
+		       uint64_t *bad_off);
+
+#endif

@@ -1,0 +1,1094 @@
+/* store.c - opening a store, the write path, group commit, sealing.
+ *
+ * Threads. Appending threads validate their records without any lock,
+ * then copy them into the memtable of their time bucket under the store
+ * mutex. One writer thread owns every segment file: it compresses frozen
+ * memtables into blocks, appends them, fsyncs for ql_sync() (one fsync per
+ * file for every caller waiting: group commit) and seals buckets when
+ * their time is over. Appenders therefore never wait on the disk unless
+ * more than max_pending_bytes are waiting to be written (back-pressure) or
+ * they asked for durability.
+ *
+ * Durability. A record is durable once the writer has written the block
+ * holding it, fdatasync'd that segment file, and fsync'd the seg directory
+ * if the file is new; only then does durable_seq move past it. */
+#define _GNU_SOURCE
+#include "store_int.h"
+
+#include "err.h"
+#include "vfs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CHUNK_SIZE (64 * 1024)
+
+struct qli_chunk {
+	struct qli_chunk *next;
+	size_t used;
+	char data[CHUNK_SIZE];
+};
+
+/* ---------------------------------------------------------------------- */
+/* clock and options                                                       */
+/* ---------------------------------------------------------------------- */
+
+static int64_t real_clock(void *ctx)
+{
+	struct timespec ts;
+
+	(void)ctx;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * QLI_US_PER_S + ts.tv_nsec / 1000;
+}
+
+int64_t qli_now(const ql_store *s)
+{
+	return s->opt.clock(s->opt.clock_ctx);
+}
+
+int64_t ql_now(const ql_store *s)
+{
+	return s ? qli_now(s) : real_clock(NULL);
+}
+
+static int check_width(int64_t w)
+{
+	const int64_t min = 60 * QLI_US_PER_S;
+
+	if (w >= QLI_US_PER_DAY)
+		return (w % QLI_US_PER_DAY == 0 && w <= 7 * QLI_US_PER_DAY)
+			       ? 0 : -1;
+	return (w > 0 && w % min == 0 && QLI_US_PER_DAY % w == 0) ? 0 : -1;
+}
+
+static int resolve_options(ql_options *o, const ql_options *in)
+{
+	if (in && in->version != QL_OPTIONS_VERSION)
+		return qli_err(QL_EINVAL, "options version %u (expected %u): "
+			       "declare with QL_OPTIONS_INIT", in->version,
+			       QL_OPTIONS_VERSION);
+	if (in)
+		*o = *in;
+	else
+		*o = (ql_options)QL_OPTIONS_INIT;
+	if (o->bucket_width_us && check_width(o->bucket_width_us))
+		return qli_err(QL_EINVAL, "bucket_width_us %lld: must be whole "
+			       "minutes dividing a day, or 1 to 7 whole days",
+			       (long long)o->bucket_width_us);
+	if (!o->retention_us)
+		o->retention_us = 30 * QLI_US_PER_DAY;
+	if (o->retention_us < 0)
+		return qli_err(QL_EINVAL, "retention_us %lld: must be positive",
+			       (long long)o->retention_us);
+	if (!o->max_future_skew_us)
+		o->max_future_skew_us = 5 * 60 * QLI_US_PER_S;
+	if (o->max_future_skew_us < 0)
+		return qli_err(QL_EINVAL, "max_future_skew_us %lld: must be "
+			       "positive", (long long)o->max_future_skew_us);
+	if (!o->seal_grace_us)
+		o->seal_grace_us = 10 * 60 * QLI_US_PER_S;
+	if (o->seal_grace_us < 0)
+		return qli_err(QL_EINVAL, "seal_grace_us %lld: must be "
+			       "positive", (long long)o->seal_grace_us);
+	if (o->sync_mode != QL_SYNC_MANUAL &&
+	    o->sync_mode != QL_SYNC_EVERY_APPEND)
+		return qli_err(QL_EINVAL, "sync_mode %d: must be QL_SYNC_MANUAL"
+			       " or QL_SYNC_EVERY_APPEND", o->sync_mode);
+	if (!o->block_records)
+		o->block_records = 4096;
+	if (o->block_records < 16 || o->block_records > QLI_MAX_BLOCK_RECORDS)
+		return qli_err(QL_EINVAL, "block_records %u: must be 16 to "
+			       "65536", o->block_records);
+	if (!o->compression_level)
+		o->compression_level = 3;
+	if (o->compression_level < 1 || o->compression_level > 19)
+		return qli_err(QL_EINVAL, "compression_level %d: must be 1 to "
+			       "19", o->compression_level);
+	if (!o->max_pending_bytes)
+		o->max_pending_bytes = 64u << 20;
+	if (!o->maintenance_interval_ms)
+		o->maintenance_interval_ms = 1000;
+	if (!o->clock)
+		o->clock = real_clock;
+	if (!o->file_mode)
+		o->file_mode = 0600;
+	if (!o->dir_mode)
+		o->dir_mode = 0700;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* the store's meta file                                                   */
+/* ---------------------------------------------------------------------- */
+
+/* QLSTORE is a few lines of text so an operator can read it:
+ *   querylog-store 1
+ *   bucket_width_us 86400000000
+ */
+static int meta_write(ql_store *s)
+{
+	char buf[128];
+	int n = snprintf(buf, sizeof(buf), "querylog-store 1\n"
+			 "bucket_width_us %lld\n",
+			 (long long)s->opt.bucket_width_us);
+
+	return qli_write_atomic(s->dirfd, QLI_META_FILE, buf, (size_t)n,
+				s->opt.file_mode, s->path);
+}
+
+static int meta_read(ql_store *s)
+{
+	char buf[256] = { 0 };
+	long long w = 0;
+	int version = 0, fd, rc;
+	ssize_t n;
+
+	fd = qli_vfs_cur->openat(s->dirfd, QLI_META_FILE, O_RDONLY, 0);
+	if (fd < 0)
+		return qli_errno(errno, "open", QLI_META_FILE);
+	n = qli_vfs_cur->pread(fd, buf, sizeof(buf) - 1, 0);
+	rc = n < 0 ? qli_errno(errno, "read", QLI_META_FILE) : 0;
+	qli_vfs_cur->close(fd);
+	if (rc)
+		return rc;
+	if (sscanf(buf, "querylog-store %d\nbucket_width_us %lld\n", &version,
+		   &w) != 2)
+		return qli_err(QL_ECORRUPT, "%s/%s: not a querylog store file",
+			       s->path, QLI_META_FILE);
+	if (version != 1)
+		return qli_err(QL_EVERSION, "%s: store format %d (this build "
+			       "reads 1)", s->path, version);
+	if (check_width(w))
+		return qli_err(QL_ECORRUPT, "%s/%s: bucket width %lld", s->path,
+			       QLI_META_FILE, w);
+	if (s->opt.bucket_width_us && s->opt.bucket_width_us != w)
+		return qli_err(QL_EINVAL, "bucket_width_us %lld: the store at "
+			       "%s was created with %lld, which is fixed",
+			       (long long)s->opt.bucket_width_us, s->path, w);
+	s->opt.bucket_width_us = w;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* segment listing                                                         */
+/* ---------------------------------------------------------------------- */
+
+static int seglist_add(const char *name, void *ctx)
+{
+	qli_seglist *l = ctx;
+	int64_t start;
+	uint32_t gen;
+
+	if (qli_seg_name_parse(name, &start, &gen))
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		void *a = realloc(l->names, cap * sizeof(*l->names));
+		void *b = a ? realloc(l->start, cap * sizeof(*l->start)) : NULL;
+		void *c = b ? realloc(l->gen, cap * sizeof(*l->gen)) : NULL;
+
+		if (a)
+			l->names = a;
+		if (b)
+			l->start = b;
+		if (!c)
+			return -2;
+		l->gen = c;
+		l->cap = cap;
+	}
+	snprintf(l->names[l->n], QLI_SEG_NAME_MAX, "%s", name);
+	l->start[l->n] = start;
+	l->gen[l->n] = gen;
+	l->n++;
+	return 0;
+}
+
+static void seglist_sort(qli_seglist *l)
+{
+	/* insertion sort: a few hundred names at most, mostly in order */
+	for (size_t i = 1; i < l->n; i++) {
+		for (size_t j = i; j > 0; j--) {
+			char tn[QLI_SEG_NAME_MAX];
+			int64_t ts;
+			uint32_t tg;
+
+			if (l->start[j - 1] < l->start[j] ||
+			    (l->start[j - 1] == l->start[j] &&
+			     l->gen[j - 1] <= l->gen[j]))
+				break;
+			memcpy(tn, l->names[j], sizeof(tn));
+			memcpy(l->names[j], l->names[j - 1], sizeof(tn));
+			memcpy(l->names[j - 1], tn, sizeof(tn));
+			ts = l->start[j];
+			l->start[j] = l->start[j - 1];
+			l->start[j - 1] = ts;
+			tg = l->gen[j];
+			l->gen[j] = l->gen[j - 1];
+			l->gen[j - 1] = tg;
+		}
+	}
+}
+
+int qli_seglist_read(int segdir, qli_seglist *out)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = qli_vfs_cur->listdir(segdir, seglist_add, out);
+	if (rc == -2) {
+		qli_seglist_free(out);
+		return qli_err(QL_ENOMEM, "out of memory listing segments");
+	}
+	if (rc) {
+		qli_seglist_free(out);
+		return qli_errno(errno, "list", QLI_SEG_DIR);
+	}
+	seglist_sort(out);
+	return 0;
+}
+
+void qli_seglist_free(qli_seglist *l)
+{
+	free(l->names);
+	free(l->start);
+	free(l->gen);
+	memset(l, 0, sizeof(*l));
+}
+
+/* ---------------------------------------------------------------------- */
+/* buckets and memtables                                                   */
+/* ---------------------------------------------------------------------- */
+
+static int64_t bucket_of(const ql_store *s, int64_t ts)
+{
+	int64_t w = s->opt.bucket_width_us, q = ts / w;
+
+	if (ts % w < 0)
+		q--;
+	return q * w;
+}
+
+static qli_bucket *bucket_find(ql_store *s, int64_t start, int create)
+{
+	qli_bucket *b;
+
+	if (s->last_bucket && s->last_bucket->start == start)
+		return s->last_bucket;
+	for (size_t i = 0; i < s->nbuckets; i++)
+		if (s->buckets[i]->start == start)
+			return s->last_bucket = s->buckets[i];
+	if (!create)
+		return NULL;
+	if (s->nbuckets == s->capbuckets) {
+		size_t cap = s->capbuckets ? 2 * s->capbuckets : 16;
+		qli_bucket **nb = realloc(s->buckets, cap * sizeof(*nb));
+
+		if (!nb)
+			return NULL;
+		s->buckets = nb;
+		s->capbuckets = cap;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	b->start = start;
+	s->buckets[s->nbuckets++] = b;
+	return s->last_bucket = b;
+}
+
+static void memtable_free(qli_memtable *mt)
+{
+	struct qli_chunk *c, *next;
+
+	if (!mt)
+		return;
+	for (c = mt->chunks; c; c = next) {
+		next = c->next;
+		free(c);
+	}
+	free(mt->recs);
+	free(mt);
+}
+
+static const char *arena_copy(qli_memtable *mt, const char *str, size_t len)
+{
+	struct qli_chunk *c = mt->chunks;
+	char *p;
+
+	if (!c || c->used + len + 1 > CHUNK_SIZE) {
+		c = malloc(sizeof(*c));
+		if (!c)
+			return NULL;
+		c->used = 0;
+		c->next = mt->chunks;
+		mt->chunks = c;
+	}
+	p = c->data + c->used;
+	memcpy(p, str, len);
+	p[len] = '\0';
+	c->used += len + 1;
+	return p;
+}
+
+/* Moves a bucket's memtable to the write queue. Caller holds mu. */
+static void freeze(ql_store *s, qli_bucket *b)
+{
+	qli_memtable *mt = b->mt;
+
+	if (!mt)
+		return;
+	b->mt = NULL;
+	mt->next = NULL;
+	if (s->qtail)
+		s->qtail->next = mt;
+	else
+		s->qhead = mt;
+	s->qtail = mt;
+	pthread_cond_signal(&s->work);
+}
+
+/* ---------------------------------------------------------------------- */
+/* the writer thread                                                       */
+/* ---------------------------------------------------------------------- */
+
+static void fail(ql_store *s, int rc)
+{
+	/* After a failed write or fsync we cannot know what reached the
+	 * disk (fsync errors may even have dropped dirty pages: the
+	 * "fsyncgate" lesson), so the writer stops for good; reopening
+	 * recovers from what is really on disk. */
+	if (!s->failed) {
+		s->failed = rc;
+		snprintf(s->failmsg, sizeof(s->failmsg), "%s",
+			 ql_errmsg(NULL));
+	}
+}
+
+static int write_memtable(ql_store *s, qli_memtable *mt)
+{
+	qli_bucket *b = mt->bucket;
+	qli_frame_hdr h;
+	uint32_t off = 0;
+	int rc;
+
+	if (!b->active) {
+		qli_segfile *sf = calloc(1, sizeof(*sf));
+
+		if (!sf)
+			return qli_err(QL_ENOMEM, "out of memory");
+		rc = qli_segfile_create(sf, s->segdir, b->start,
+					s->opt.bucket_width_us, b->next_gen,
+					s->opt.file_mode);
+		if (rc) {
+			free(sf);
+			return rc;
+		}
+		b->next_gen++;
+		b->active = sf;
+		s->dir_dirty = 1;
+	}
+	while (off < mt->n) {
+		uint32_t n = mt->n - off;
+
+		if (n > s->opt.block_records)
+			n = s->opt.block_records;
+		s->wbuf.len = 0;
+		rc = qli_block_encode(s->enc, &s->wbuf, mt->recs + off, n, &h);
+		if (rc)
+			return rc;
+		rc = qli_write_full(b->active->fd, s->wbuf.p, s->wbuf.len,
+				    (off_t)b->active->size, b->active->name);
+		if (rc)
+			return rc;
+		rc = qli_segfile_add_block(b->active, &h);
+		if (rc)
+			return rc;
+		b->dirty = 1;
+		off += n;
+	}
+	return 0;
+}
+
+static int sync_all(ql_store *s)
+{
+	for (size_t i = 0; i < s->nbuckets; i++) {
+		qli_bucket *b = s->buckets[i];
+
+		if (!b->active || !b->dirty)
+			continue;
+		if (qli_vfs_cur->fdatasync(b->active->fd) < 0)
+			return qli_errno(errno, "fdatasync", b->active->name);
+		b->dirty = 0;
+	}
+	if (s->dir_dirty) {
+		int rc = qli_sync_dir(s->segdir, QLI_SEG_DIR);
+
+		if (rc)
+			return rc;
+		s->dir_dirty = 0;
+	}
+	return 0;
+}
+
+static int seal_bucket(ql_store *s, qli_bucket *b)
+{
+	int rc;
+
+	if (!b->active)
+		return 0;
+	/* A new file's directory entry must be durable before the seal
+	 * promises the file is complete. */
+	if (s->dir_dirty) {
+		rc = qli_sync_dir(s->segdir, QLI_SEG_DIR);
+		if (rc)
+			return rc;
+		s->dir_dirty = 0;
+	}
+	if (b->active->nblk == 0) {
+		/* Nothing was ever written: an empty file only after a crash
+		 * right after creation. Remove it instead of sealing. */
+		qli_vfs_cur->unlinkat(s->segdir, b->active->name, 0);
+		s->dir_dirty = 1;
+	} else {
+		rc = qli_segfile_seal(b->active);
+		if (rc)
+			return rc;
+	}
+	qli_segfile_close(b->active);
+	free(b->active);
+	b->active = NULL;
+	b->dirty = 0;
+	return 0;
+}
+
+/* Decides, under mu, which buckets are due for sealing and freezes their
+ * memtables so their records are written before the seal. */
+static int plan_seals(ql_store *s, int64_t now)
+{
+	int any = 0;
+
+	for (size_t i = 0; i < s->nbuckets; i++) {
+		qli_bucket *b = s->buckets[i];
+
+		if (b->start + s->opt.bucket_width_us + s->opt.seal_grace_us >
+		    now)
+			continue;
+		if (b->active || b->mt) {
+			freeze(s, b);
+			b->sealing = 1;
+			any = 1;
+		}
+	}
+	return any;
+}
+
+static int do_seals(ql_store *s)
+{
+	for (size_t i = 0; i < s->nbuckets; i++) {
+		qli_bucket *b = s->buckets[i];
+		int rc;
+
+		if (!b->sealing)
+			continue;
+		rc = seal_bucket(s, b);
+		if (rc)
+			return rc;
+		b->sealing = 0;
+	}
+	return 0;
+}
+
+static void *writer_main(void *arg)
+{
+	ql_store *s = arg;
+
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		qli_memtable *list, *mt, *next;
+		uint64_t target = 0;
+		int do_sync, do_maint, rc = 0;
+		size_t freed = 0;
+		int64_t now = qli_now(s);
+
+		do_sync = s->sync_req > s->durable_seq ||
+			  (s->stop && s->seq > s->durable_seq);
+		do_maint = s->maint_req > s->maint_done ||
+			   (s->opt.maintenance_interval_ms > 0 &&
+			    now >= s->next_maint);
+		if (!s->qhead && !do_sync && !do_maint) {
+			struct timespec ts;
+
+			if (s->stop)
+				break;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 50 * 1000000L; /* wake for the clock */
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&s->work, &s->mu, &ts);
+			continue;
+		}
+		if (s->failed) {
+			/* drain: nothing more is written once failed */
+			for (mt = s->qhead; mt; mt = next) {
+				next = mt->next;
+				freed += mt->bytes;
+				memtable_free(mt);
+			}
+			s->qhead = s->qtail = NULL;
+			s->pending_bytes -= freed;
+			s->maint_done = s->maint_req;
+			pthread_cond_broadcast(&s->done);
+			if (s->stop)
+				break;
+			pthread_cond_wait(&s->work, &s->mu);
+			continue;
+		}
+		if (do_sync) {
+			target = s->seq;
+			for (size_t i = 0; i < s->nbuckets; i++)
+				freeze(s, s->buckets[i]);
+		}
+		if (do_maint) {
+			plan_seals(s, now);
+			s->next_maint = now + (int64_t)s->opt
+				.maintenance_interval_ms * 1000;
+		}
+		uint64_t maint_target = s->maint_req;
+		list = s->qhead;
+		s->qhead = s->qtail = NULL;
+		pthread_mutex_unlock(&s->mu);
+
+		for (mt = list; mt && !rc; mt = mt->next)
+			rc = write_memtable(s, mt);
+		if (!rc && do_maint)
+			rc = do_seals(s);
+		if (!rc && do_sync)
+			rc = sync_all(s);
+
+		pthread_mutex_lock(&s->mu);
+		for (mt = list; mt; mt = next) {
+			next = mt->next;
+			freed += mt->bytes;
+			memtable_free(mt);
+		}
+		s->pending_bytes -= freed;
+		if (rc)
+			fail(s, rc);
+		else if (do_sync && target > s->durable_seq)
+			s->durable_seq = target;
+		if (do_maint && maint_target > s->maint_done)
+			s->maint_done = maint_target;
+		pthread_cond_broadcast(&s->done);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* open and recovery                                                       */
+/* ---------------------------------------------------------------------- */
+
+static int open_dirs(ql_store *s, unsigned flags)
+{
+	int rc;
+
+	s->dirfd = qli_vfs_cur->openat(AT_FDCWD, s->path,
+				       O_RDONLY | O_DIRECTORY, 0);
+	if (s->dirfd < 0 && errno == ENOENT && (flags & QL_OPEN_CREATE) &&
+	    !s->readonly) {
+		if (qli_vfs_cur->mkdirat(AT_FDCWD, s->path, s->opt.dir_mode) &&
+		    errno != EEXIST)
+			return qli_errno(errno, "create store directory",
+					 s->path);
+		s->dirfd = qli_vfs_cur->openat(AT_FDCWD, s->path,
+					       O_RDONLY | O_DIRECTORY, 0);
+	}
+	if (s->dirfd < 0) {
+		if (errno == ENOENT)
+			return qli_err(QL_ENOTFOUND, "no store at %s (create "
+				       "it with QL_OPEN_CREATE)", s->path);
+		return qli_errno(errno, "open store directory", s->path);
+	}
+	if (!s->readonly) {
+		s->lockfd = qli_vfs_cur->openat(s->dirfd, QLI_LOCK_FILE,
+						O_RDWR | O_CREAT,
+						s->opt.file_mode);
+		if (s->lockfd < 0)
+			return qli_errno(errno, "open lock file", s->path);
+		if (qli_vfs_cur->flock(s->lockfd, LOCK_EX | LOCK_NB) < 0) {
+			if (errno == EWOULDBLOCK)
+				return qli_err(QL_EBUSY, "store %s is open for "
+					       "writing by another process",
+					       s->path);
+			return qli_errno(errno, "lock", s->path);
+		}
+	}
+	rc = meta_read(s);
+	if (rc == QL_ENOTFOUND && !s->readonly && (flags & QL_OPEN_CREATE)) {
+		if (!s->opt.bucket_width_us)
+			s->opt.bucket_width_us = QLI_US_PER_DAY;
+		if (qli_vfs_cur->mkdirat(s->dirfd, QLI_SEG_DIR,
+					 s->opt.dir_mode) &&
+		    errno != EEXIST)
+			return qli_errno(errno, "create", QLI_SEG_DIR);
+		/* The meta file is written last and atomically: its presence
+		 * means the store is complete. */
+		rc = meta_write(s);
+	} else if (rc == QL_ENOTFOUND) {
+		rc = qli_err(QL_ENOTFOUND, "%s is not a querylog store (no %s)",
+			     s->path, QLI_META_FILE);
+	}
+	if (rc)
+		return rc;
+	s->segdir = qli_vfs_cur->openat(s->dirfd, QLI_SEG_DIR,
+					O_RDONLY | O_DIRECTORY, 0);
+	if (s->segdir < 0) {
+		if (errno == ELOOP || errno == ENOTDIR)
+			return qli_err(QL_EUNSAFE, "%s/%s is a symbolic link: "
+				       "refused", s->path, QLI_SEG_DIR);
+		return qli_errno(errno, "open", QLI_SEG_DIR);
+	}
+	return 0;
+}
+
+static int remove_tmp(const char *name, void *ctx)
+{
+	int dirfd = *(int *)ctx;
+	size_t n = strlen(name);
+
+	if (n > 4 && !strcmp(name + n - 4, ".tmp"))
+		qli_vfs_cur->unlinkat(dirfd, name, 0);
+	return 0;
+}
+
+/* Writer recovery: every unsealed segment is checked block by block and
+ * cut back to its last whole, valid block. Those blocks were written
+ * after the last fsync the writer completed, or they were acknowledged
+ * and are intact: either way nothing acknowledged is cut. */
+static int recover(ql_store *s)
+{
+	qli_seglist l;
+	int rc;
+
+	qli_vfs_cur->listdir(s->dirfd, remove_tmp, &s->dirfd);
+	qli_vfs_cur->listdir(s->segdir, remove_tmp, &s->segdir);
+	rc = qli_seglist_read(s->segdir, &l);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < l.n && !rc; i++) {
+		qli_segfile *sf = calloc(1, sizeof(*sf));
+		qli_bucket *b;
+
+		if (!sf) {
+			rc = qli_err(QL_ENOMEM, "out of memory");
+			break;
+		}
+		rc = qli_segfile_load(sf, s->segdir, l.names[i],
+				      QLI_LOAD_WRITE | QLI_LOAD_VERIFY);
+		if (rc) {
+			free(sf);
+			break;
+		}
+		b = bucket_find(s, sf->bucket_start, 1);
+		if (!b) {
+			qli_segfile_close(sf);
+			free(sf);
+			rc = qli_err(QL_ENOMEM, "out of memory");
+			break;
+		}
+		if (sf->gen + 1 > b->next_gen)
+			b->next_gen = sf->gen + 1;
+		if (sf->sealed) {
+			qli_segfile_close(sf);
+			free(sf);
+			continue;
+		}
+		if (sf->file_size > sf->size) {
+			s->recovered_segments++;
+			s->recovered_bytes += sf->file_size - sf->size;
+			if (qli_vfs_cur->ftruncate(sf->fd, (off_t)sf->size) ||
+			    qli_vfs_cur->fdatasync(sf->fd))
+				rc = qli_errno(errno, "truncate torn tail of",
+					       sf->name);
+			sf->file_size = sf->size;
+		}
+		if (b->active) {
+			/* an older unsealed generation: seal it now, only the
+			 * newest one takes appends */
+			qli_bucket tmp = *b;
+
+			tmp.active = b->active;
+			if (!rc)
+				rc = seal_bucket(s, &tmp);
+		}
+		b->active = sf;
+	}
+	qli_seglist_free(&l);
+	return rc;
+}
+
+static void store_free(ql_store *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->nbuckets; i++) {
+		qli_bucket *b = s->buckets[i];
+
+		if (b->active) {
+			qli_segfile_close(b->active);
+			free(b->active);
+		}
+		memtable_free(b->mt);
+		free(b);
+	}
+	while (s->qhead) {
+		qli_memtable *n = s->qhead->next;
+
+		memtable_free(s->qhead);
+		s->qhead = n;
+	}
+	free(s->buckets);
+	qli_encoder_free(s->enc);
+	qli_buf_free(&s->wbuf);
+	if (s->segdir >= 0)
+		qli_vfs_cur->close(s->segdir);
+	if (s->lockfd >= 0)
+		qli_vfs_cur->close(s->lockfd); /* releases the flock */
+	if (s->dirfd >= 0)
+		qli_vfs_cur->close(s->dirfd);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->work);
+	pthread_cond_destroy(&s->done);
+	free(s->path);
+	free(s);
+}
+
+int ql_open(ql_store **out, const char *dir, const ql_options *opts)
+{
+	ql_store *s;
+	int rc;
+
+	if (!out)
+		return qli_err(QL_EINVAL, "ql_open: out is NULL");
+	*out = NULL;
+	if (!dir || !*dir)
+		return qli_err(QL_EINVAL, "ql_open: store directory is empty");
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return qli_err(QL_ENOMEM, "out of memory");
+	s->dirfd = s->segdir = s->lockfd = -1;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->work, NULL);
+	pthread_cond_init(&s->done, NULL);
+	rc = resolve_options(&s->opt, opts);
+	if (rc)
+		goto fail;
+	s->readonly = !!(s->opt.flags & QL_OPEN_READONLY);
+	s->path = strdup(dir);
+	if (!s->path) {
+		rc = qli_err(QL_ENOMEM, "out of memory");
+		goto fail;
+	}
+	rc = open_dirs(s, s->opt.flags);
+	if (rc)
+		goto fail;
+	if (!s->readonly) {
+		s->enc = qli_encoder_new(s->opt.compression_level);
+		if (!s->enc) {
+			rc = qli_err(QL_ENOMEM, "out of memory");
+			goto fail;
+		}
+		rc = recover(s);
+		if (rc)
+			goto fail;
+		s->next_maint = qli_now(s);
+		if (pthread_create(&s->thread, NULL, writer_main, s)) {
+			rc = qli_err(QL_ENOMEM, "cannot start writer thread");
+			goto fail;
+		}
+		s->thread_started = 1;
+	}
+	qli_clear_err();
+	*out = s;
+	return 0;
+fail:
+	store_free(s);
+	return rc;
+}
+
+int ql_close(ql_store *s)
+{
+	int rc = 0;
+
+	if (!s)
+		return 0;
+	if (s->thread_started) {
+		pthread_mutex_lock(&s->mu);
+		if (s->failed) {
+			rc = QL_EFAILED;
+		} else {
+			s->sync_req = s->seq;
+		}
+		s->stop = 1;
+		pthread_cond_signal(&s->work);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->thread, NULL);
+		if (!rc && s->failed)
+			rc = qli_err(s->failed, "%s", s->failmsg);
+		else if (rc)
+			qli_err(QL_EFAILED, "store was disabled earlier: %s",
+				s->failmsg);
+	}
+	store_free(s);
+	return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* append and sync                                                         */
+/* ---------------------------------------------------------------------- */
+
+static int check_ts(const ql_store *s, int64_t ts, int64_t now)
+{
+	char a[40], b[40];
+
+	if (ts > now + s->opt.max_future_skew_us) {
+		ql_time_format(a, sizeof(a), ts);
+		ql_time_format(b, sizeof(b), now);
+		return qli_err(QL_ERANGE, "ts %s (%lld): more than %llds in "
+			       "the future of the store's clock (%s)", a,
+			       (long long)ts,
+			       (long long)(s->opt.max_future_skew_us /
+					   QLI_US_PER_S), b);
+	}
+	if (ts < now - s->opt.retention_us) {
+		ql_time_format(a, sizeof(a), ts);
+		ql_time_format(b, sizeof(b), now);
+		return qli_err(QL_ERANGE, "ts %s (%lld): older than the "
+			       "retention period (%lld days before %s)", a,
+			       (long long)ts,
+			       (long long)(s->opt.retention_us /
+					   QLI_US_PER_DAY), b);
+	}
+	return 0;
+}
+
+/* Validated, canonical form of one record. */
+typedef struct canon {
+	char *req, *tgt;
+	uint8_t req_len, tgt_len;
+} canon;
+
+static int canon_one(const ql_store *s, const ql_record *r, int64_t now,
+		     canon *c, char **space)
+{
+	char tmp[QL_HANDLE_MAX + 1];
+	size_t len;
+	int rc;
+
+	if (r->result > 1)
+		return qli_err(QL_EINVAL, "result %u: must be 0 (not "
+			       "registered) or 1 (registered)", r->result);
+	rc = check_ts(s, r->ts, now);
+	if (rc)
+		return rc;
+	rc = ql_handle_parse(tmp, sizeof(tmp), r->requester, "requester");
+	if (rc)
+		return rc;
+	len = strlen(tmp);
+	memcpy(*space, tmp, len + 1);
+	c->req = *space;
+	c->req_len = (uint8_t)len;
+	*space += len + 1;
+	rc = ql_handle_parse(tmp, sizeof(tmp), r->target, "target");
+	if (rc)
+		return rc;
+	len = strlen(tmp);
+	memcpy(*space, tmp, len + 1);
+	c->tgt = *space;
+	c->tgt_len = (uint8_t)len;
+	*space += len + 1;
+	return 0;
+}
+
+static int take_records(ql_store *s, const ql_record *recs, size_t n,
+			const canon *c)
+{
+	for (size_t i = 0; i < n; i++) {
+		int64_t bs = bucket_of(s, recs[i].ts);
+		qli_bucket *b = bucket_find(s, bs, 1);
+		qli_memtable *mt;
+		qli_rec *r;
+
+		if (!b)
+			return qli_err(QL_ENOMEM, "out of memory");
+		mt = b->mt;
+		if (!mt) {
+			mt = calloc(1, sizeof(*mt));
+			if (!mt)
+				return qli_err(QL_ENOMEM, "out of memory");
+			mt->bucket = b;
+			mt->cap = s->opt.block_records;
+			mt->recs = malloc(mt->cap * sizeof(*mt->recs));
+			if (!mt->recs) {
+				free(mt);
+				return qli_err(QL_ENOMEM, "out of memory");
+			}
+			b->mt = mt;
+		}
+		r = &mt->recs[mt->n];
+		r->ts = recs[i].ts;
+		r->req = arena_copy(mt, c[i].req, c[i].req_len);
+		r->tgt = arena_copy(mt, c[i].tgt, c[i].tgt_len);
+		if (!r->req || !r->tgt)
+			return qli_err(QL_ENOMEM, "out of memory");
+		r->req_len = c[i].req_len;
+		r->tgt_len = c[i].tgt_len;
+		memcpy(r->ip, recs[i].ip, 16);
+		r->svc = recs[i].service;
+		r->res = recs[i].result;
+		mt->n++;
+		mt->bytes += sizeof(*r) + c[i].req_len + c[i].tgt_len + 2;
+		s->pending_bytes += sizeof(*r) + c[i].req_len + c[i].tgt_len +
+				    2;
+		s->seq++;
+		if (mt->n == mt->cap)
+			freeze(s, b);
+	}
+	return 0;
+}
+
+static int writable(ql_store *s)
+{
+	if (s->readonly)
+		return qli_err(QL_EREADONLY, "store %s is open read-only",
+			       s->path);
+	if (s->failed)
+		return qli_err(QL_EFAILED, "store %s: writer disabled by an "
+			       "earlier error (%s); close and reopen it",
+			       s->path, s->failmsg);
+	return 0;
+}
+
+int ql_append(ql_store *s, const ql_record *recs, size_t n,
+	      size_t *bad_index)
+{
+	char stackspace[16 * 2 * (QL_HANDLE_MAX + 1)];
+	canon stackc[16], *c = stackc;
+	char *space = stackspace, *heap = NULL;
+	int64_t now;
+	size_t i;
+	int rc = 0;
+
+	if (bad_index)
+		*bad_index = 0;
+	if (!s || (!recs && n))
+		return qli_err(QL_EINVAL, "ql_append: store or records NULL");
+	if (n == 0)
+		return 0;
+	if (s->readonly)
+		return writable(s);
+	if (n > 16) {
+		size_t bytes = 0;
+
+		for (i = 0; i < n; i++) {
+			size_t a = recs[i].requester ?
+					   strnlen(recs[i].requester, 4096) : 0;
+			size_t b = recs[i].target ?
+					   strnlen(recs[i].target, 4096) : 0;
+
+			/* the canonical form is never longer than the input,
+			 * and an overlong input is refused before copying */
+			bytes += (a < QL_HANDLE_MAX ? a : QL_HANDLE_MAX) +
+				 (b < QL_HANDLE_MAX ? b : QL_HANDLE_MAX) + 2;
+		}
+		heap = malloc(bytes + n * sizeof(canon));
+		if (!heap)
+			return qli_err(QL_ENOMEM, "out of memory (%zu records)",
+				       n);
+		c = (canon *)heap;
+		space = heap + n * sizeof(canon);
+	}
+	now = qli_now(s);
+	for (i = 0; i < n; i++) {
+		rc = canon_one(s, &recs[i], now, &c[i], &space);
+		if (rc) {
+			if (bad_index)
+				*bad_index = i;
+			if (n > 1)
+				qli_err_prefix("record %zu: ", i);
+			goto out;
+		}
+	}
+	pthread_mutex_lock(&s->mu);
+	rc = writable(s);
+	if (!rc)
+		rc = take_records(s, recs, n, c);
+	if (rc)
+		fail(s, rc); /* partial take: cannot undo, disable */
+	while (!rc && s->pending_bytes > s->opt.max_pending_bytes &&
+	       !s->failed)
+		pthread_cond_wait(&s->done, &s->mu);
+	pthread_mutex_unlock(&s->mu);
+	if (!rc && s->opt.sync_mode == QL_SYNC_EVERY_APPEND)
+		rc = ql_sync(s);
+out:
+	free(heap);
+	return rc;
+}
+
+int ql_sync(ql_store *s)
+{
+	uint64_t target;
+	int rc;
+
+	if (!s)
+		return qli_err(QL_EINVAL, "ql_sync: store is NULL");
+	pthread_mutex_lock(&s->mu);
+	rc = writable(s);
+	if (rc) {
+		pthread_mutex_unlock(&s->mu);
+		return rc;
+	}
+	target = s->seq;
+	if (target > s->sync_req)
+		s->sync_req = target;
+	pthread_cond_signal(&s->work);
+	while (s->durable_seq < target && !s->failed)
+		pthread_cond_wait(&s->done, &s->mu);
+	if (s->durable_seq < target)
+		rc = qli_err(s->failed, "%s", s->failmsg);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int ql_maintain(ql_store *s)
+{
+	uint64_t target;
+	int rc;
+
+	if (!s)
+		return qli_err(QL_EINVAL, "ql_maintain: store is NULL");
+	pthread_mutex_lock(&s->mu);
+	rc = writable(s);
+	if (rc) {
+		pthread_mutex_unlock(&s->mu);
+		return rc;
+	}
+	target = ++s->maint_req;
+	pthread_cond_signal(&s->work);
+	while (s->maint_done < target && !s->failed)
+		pthread_cond_wait(&s->done, &s->mu);
+	if (s->failed)
+		rc = qli_err(s->failed, "%s", s->failmsg);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}

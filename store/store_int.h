@@ -1,0 +1,86 @@
+/* store_int.h - the ql_store structure, shared by store.c and cursor.c. */
+#ifndef QL_STORE_INT_H
+#define QL_STORE_INT_H
+
+#include "codec.h"
+#include "querylog.h"
+#include "segment.h"
+
+#include <pthread.h>
+
+#define QLI_META_FILE "QLSTORE"
+#define QLI_LOCK_FILE "LOCK"
+#define QLI_US_PER_S 1000000LL
+#define QLI_US_PER_DAY (86400LL * QLI_US_PER_S)
+
+/* Records accepted but not yet written, for one bucket. Handles are
+ * copied into arena chunks that never move, so qli_rec pointers stay
+ * valid until the memtable is freed. */
+typedef struct qli_memtable {
+	struct qli_memtable *next; /* in the write queue */
+	struct qli_bucket *bucket;
+	qli_rec *recs;
+	uint32_t n, cap;
+	struct qli_chunk *chunks;
+	size_t bytes; /* accounted against max_pending_bytes */
+} qli_memtable;
+
+/* A time bucket the writer knows of. */
+typedef struct qli_bucket {
+	int64_t start;
+	uint32_t next_gen;    /* generation for the next segment file */
+	qli_segfile *active;  /* open, unsealed segment (writer thread) */
+	int dirty;            /* active has unsynced writes */
+	qli_memtable *mt;     /* collecting records, or NULL */
+	int sealing;          /* due: maintenance seals it */
+} qli_bucket;
+
+struct ql_store {
+	char *path;
+	int dirfd, segdir, lockfd;
+	int readonly;
+	ql_options opt;
+
+	pthread_mutex_t mu;
+	pthread_cond_t work;   /* writer thread: something to do */
+	pthread_cond_t done;   /* callers: a cycle finished */
+	pthread_t thread;
+	int thread_started;
+	int stop;
+
+	qli_bucket **buckets;
+	size_t nbuckets, capbuckets;
+	qli_bucket *last_bucket; /* cache for the append path */
+	qli_memtable *qhead, *qtail; /* frozen, waiting for the writer */
+	size_t pending_bytes;
+
+	uint64_t seq;          /* records accepted */
+	uint64_t sync_req;     /* highest seq a caller wants durable */
+	uint64_t durable_seq;  /* all records <= this are durable */
+	uint64_t maint_req, maint_done;
+	int64_t next_maint;    /* when periodic maintenance runs next */
+	int dir_dirty;         /* segdir has unsynced entries */
+
+	int failed;            /* sticky error of the writer, or 0 */
+	char failmsg[512];
+
+	/* writer thread only */
+	qli_encoder *enc;
+	qli_buf wbuf;
+
+	uint64_t recovered_segments, recovered_bytes;
+};
+
+int64_t qli_now(const ql_store *s);
+
+/* Lists segment names in the seg directory, sorted by (bucket, gen). */
+typedef struct qli_seglist {
+	char (*names)[QLI_SEG_NAME_MAX];
+	int64_t *start;
+	uint32_t *gen;
+	size_t n, cap;
+} qli_seglist;
+int qli_seglist_read(int segdir, qli_seglist *out);
+void qli_seglist_free(qli_seglist *l);
+
+#endif

@@ -1,0 +1,166 @@
+/* test_codec.c - block encoding: round trips, order, damage detection. */
+#include "testutil.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "codec.h"
+#include "err.h"
+
+static uint32_t make_recs(qli_rec *r, t_rec *t, uint32_t n, uint64_t seed)
+{
+	uint64_t rng = seed;
+
+	for (uint32_t i = 0; i < n; i++) {
+		t_make(&t[i], &rng, T_EPOCH + (int64_t)(t_rand(&rng) % T_DAY),
+		       50 + (unsigned)(seed % 3000));
+		r[i].ts = t[i].r.ts;
+		r[i].req = t[i].req;
+		r[i].tgt = t[i].tgt;
+		r[i].req_len = (uint8_t)strlen(t[i].req);
+		r[i].tgt_len = (uint8_t)strlen(t[i].tgt);
+		memcpy(r[i].ip, t[i].r.ip, 16);
+		r[i].svc = t[i].r.service;
+		r[i].res = t[i].r.result;
+	}
+	return n;
+}
+
+static void test_roundtrip_sorted_stable(void **state)
+{
+	static qli_rec r[5000];
+	static t_rec t[5000];
+	uint32_t sizes[] = { 1, 2, 255, 256, 257, 4096, 5000 };
+	qli_encoder *e = qli_encoder_new(3);
+	qli_decoder *d = qli_decoder_new();
+	qli_block b = { 0 };
+	qli_buf out = { 0 };
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(*sizes); k++) {
+		uint32_t n = make_recs(r, t, sizes[k], k + 1);
+		uint64_t want = 0, got = 0;
+		qli_frame_hdr h, h2;
+
+		/* force ties: same time for pairs */
+		for (uint32_t i = 1; i < n; i += 2)
+			r[i].ts = r[i - 1].ts;
+		for (uint32_t i = 0; i < n; i++) {
+			ql_record x = { r[i].ts, r[i].req, r[i].tgt, { 0 },
+					r[i].svc, r[i].res };
+
+			memcpy(x.ip, r[i].ip, 16);
+			want += t_hash(&x);
+		}
+		out.len = 0;
+		assert_int_equal(qli_block_encode(e, &out, r, n, &h), 0);
+		assert_int_equal(out.len, QLI_FRAME_HDR + h.comp_len);
+		assert_int_equal(qli_frame_hdr_read(out.p, &h2), 0);
+		assert_int_equal(h2.nrec, n);
+		assert_int_equal(qli_frame_verify(out.p, &h2,
+						  out.p + QLI_FRAME_HDR), 0);
+		assert_int_equal(qli_block_decode(d, &b, &h2,
+						  out.p + QLI_FRAME_HDR), 0);
+		assert_int_equal(b.n, n);
+		for (uint32_t i = 0; i < n; i++) {
+			ql_record x = { b.ts[i], b.str[b.req[i]],
+					b.str[b.tgt[i]], { 0 }, b.svc[i],
+					b.res[i] };
+
+			memcpy(x.ip, b.ips[b.ipi[i]], 16);
+			got += t_hash(&x);
+			if (i)
+				assert_true(b.ts[i - 1] <= b.ts[i]);
+		}
+		assert_true(got == want);
+		assert_int_equal(b.ts[0], h.min_ts);
+		assert_int_equal(b.ts[n - 1], h.max_ts);
+	}
+	qli_block_free(&b);
+	qli_buf_free(&out);
+	qli_encoder_free(e);
+	qli_decoder_free(d);
+}
+
+static void test_every_bit_flip_detected(void **state)
+{
+	static qli_rec r[64];
+	static t_rec t[64];
+	qli_encoder *e = qli_encoder_new(3);
+	qli_buf out = { 0 };
+	qli_frame_hdr h;
+
+	(void)state;
+	make_recs(r, t, 64, 9);
+	assert_int_equal(qli_block_encode(e, &out, r, 64, &h), 0);
+	for (size_t byte = 0; byte < out.len; byte++) {
+		for (int bit = 0; bit < 8; bit++) {
+			qli_frame_hdr h2;
+			int rc;
+
+			out.p[byte] ^= (uint8_t)(1 << bit);
+			rc = qli_frame_hdr_read(out.p, &h2);
+			if (!rc && QLI_FRAME_HDR + (size_t)h2.comp_len ==
+					   out.len)
+				rc = qli_frame_verify(out.p, &h2,
+						      out.p + QLI_FRAME_HDR);
+			else if (!rc)
+				rc = QL_ECORRUPT; /* length no longer fits */
+			assert_int_equal(rc, QL_ECORRUPT);
+			out.p[byte] ^= (uint8_t)(1 << bit);
+		}
+	}
+	qli_buf_free(&out);
+	qli_encoder_free(e);
+}
+
+static void test_size_lies_refused(void **state)
+{
+	static qli_rec r[100];
+	static t_rec t[100];
+	qli_encoder *e = qli_encoder_new(3);
+	qli_decoder *d = qli_decoder_new();
+	qli_block b = { 0 };
+	qli_buf out = { 0 };
+	qli_frame_hdr h;
+
+	(void)state;
+	make_recs(r, t, 100, 4);
+	assert_int_equal(qli_block_encode(e, &out, r, 100, &h), 0);
+	/* a header (checksum made valid) that claims a smaller or larger
+	 * raw size must fail cleanly, never overrun */
+	h.raw_len -= 1;
+	assert_int_equal(qli_block_decode(d, &b, &h, out.p + QLI_FRAME_HDR),
+			 QL_ECORRUPT);
+	h.raw_len += 2;
+	assert_int_equal(qli_block_decode(d, &b, &h, out.p + QLI_FRAME_HDR),
+			 QL_ECORRUPT);
+	h.raw_len -= 1;
+	h.nrec = 99;
+	assert_int_equal(qli_block_decode(d, &b, &h, out.p + QLI_FRAME_HDR),
+			 QL_ECORRUPT);
+	/* limits in the header itself */
+	qli_put32(out.p + 8, QLI_MAX_RAW + 1);
+	assert_int_equal(qli_frame_hdr_read(out.p, &h), QL_ECORRUPT);
+	qli_put32(out.p + 8, 100);
+	qli_put32(out.p + 12, 0);
+	assert_int_equal(qli_frame_hdr_read(out.p, &h), QL_ECORRUPT);
+	qli_block_free(&b);
+	qli_buf_free(&out);
+	qli_encoder_free(e);
+	qli_decoder_free(d);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roundtrip_sorted_stable),
+		cmocka_unit_test(test_every_bit_flip_detected),
+		cmocka_unit_test(test_size_lies_refused),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
