@@ -226,6 +226,13 @@ QL_API int ql_sync(ql_store *store);
  * yourself when maintenance_interval_ms < 0. Errors as ql_sync. */
 QL_API int ql_maintain(ql_store *store);
 
+/* Rebuilds the index from the segment files (it is derived data). The
+ * writer also does this by itself on open for whatever the index lacks
+ * (after a crash, or if it was deleted or damaged). Queries answer the
+ * same before and after. Needs the writer: run it while the server is
+ * stopped, or call it from the server. */
+QL_API int ql_reindex(ql_store *store);
+
 /* ---------------------------------------------------------------------- */
 /* Reading                                                                 */
 /* ---------------------------------------------------------------------- */
@@ -242,7 +249,8 @@ QL_API int ql_maintain(ql_store *store);
 typedef struct ql_query {
 	unsigned version; /* QL_QUERY_VERSION */
 	int match;        /* QL_MATCH_* */
-	/* Time window [since, until) in microseconds; both 0 = everything. */
+	/* Time window [since, until) in microseconds; since = 0 means no
+	 * lower bound and until = 0 no upper bound. */
 	int64_t since;
 	int64_t until;
 	const char *handle; /* QL_MATCH_HANDLE: any accepted handle form */
@@ -288,9 +296,15 @@ typedef struct ql_stats {
 	int64_t min_ts, max_ts; /* time span of the records; 0 if none */
 	int64_t bucket_width_us;
 	int64_t retention_us;
-	/* What the last writer open cut as torn tails. */
+	/* What this handle's open cut as torn tails (writer only; a later
+	 * reader sees 0: the audit trail keeps the record). */
 	uint64_t recovered_segments;
 	uint64_t recovered_bytes;
+	/* Segments whose index this handle's open (or ql_reindex) rebuilt. */
+	uint64_t reindexed_segments;
+	/* Non-zero when the index failed during this session (queries still
+	 * answer exactly, scanning what the index does not cover). */
+	int index_error;
 } ql_stats;
 
 /* Fills *out from the segment files as they are now. */

@@ -17,6 +17,8 @@
 #include "store_int.h"
 #include "vfs.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,8 +42,11 @@ struct ql_cursor {
 	ql_store *s;
 	ql_query q;
 	char handle[QL_HANDLE_MAX + 1];
+	uint32_t hash;        /* of handle, for the index */
+	uint8_t lo[16], hi[16]; /* the IP range */
 	int64_t since, until; /* [since, until) */
 	qli_segfile *segs;
+	uint8_t **cand;      /* per segment: candidate blocks, NULL = all */
 	size_t nseg, segpos; /* segpos: first segment of the next bucket */
 	pend *pend;
 	size_t npend, pendcap, pi;
@@ -208,9 +213,84 @@ static int overlaps(const ql_cursor *c, int64_t lo, int64_t hi_incl)
 	return hi_incl >= c->since && lo < c->until;
 }
 
+/* Candidate blocks of one segment from the index. sealed is what the
+ * index knows: a segment sealed on disk after the index's last commit is
+ * still looked up through its block summaries (and blocks without one are
+ * candidates), never through a sealed index that does not exist yet. */
+static int index_candidates(ql_cursor *c, qli_ixread *rt, qli_segfile *sf,
+			    int ix_sealed, uint8_t **out)
+{
+	uint8_t *bits = calloc(sf->nblk / 8 + 1, 1);
+	int file_sealed = sf->sealed, rc;
+
+	if (!bits)
+		return qli_err(QL_ENOMEM, "out of memory");
+	sf->sealed = ix_sealed;
+	if (c->q.match == QL_MATCH_HANDLE) {
+		int roles = c->q.role == QL_ROLE_REQUESTER ? QLI_LOOK_REQ
+			    : c->q.role == QL_ROLE_TARGET ? QLI_LOOK_TGT
+			    : QLI_LOOK_REQ | QLI_LOOK_TGT;
+
+		rc = qli_index_lookup_handle(rt, sf, c->hash, roles, bits);
+	} else {
+		rc = qli_index_lookup_ip(rt, sf, c->lo, c->hi, bits);
+	}
+	sf->sealed = file_sealed;
+	if (rc) {
+		free(bits);
+		return rc;
+	}
+	*out = bits;
+	return 0;
+}
+
+/* Sets up one segment: its block directory from the index when the index
+ * covers the file (no file is opened until a block is read), else from
+ * the file itself, scanning all of it. */
+static int plan_segment(ql_cursor *c, qli_ixread *rt, const char *name,
+			int64_t start, uint32_t gen)
+{
+	qli_segfile *sf = &c->segs[c->nseg];
+	uint8_t *bits = NULL;
+	int rc = QL_ENOTFOUND, ix_sealed = 0;
+
+	if (rt)
+		rc = qli_index_get_dir(rt, start, gen,
+				       c->s->opt.bucket_width_us, sf);
+	if (!rc) {
+		struct stat st;
+
+		ix_sealed = sf->sealed;
+		if (!ix_sealed &&
+		    (qli_vfs_cur->fstatat(c->s->segdir, name, &st) < 0 ||
+		     (uint64_t)st.st_size != sf->size)) {
+			/* the index lags the file: take the file's blocks;
+			 * the lookups mark blocks they have no summary for */
+			qli_segfile_close(sf);
+			rc = qli_segfile_load(sf, c->s->segdir, name, 0);
+		}
+		if (!rc && c->q.match != QL_MATCH_ALL)
+			rc = index_candidates(c, rt, sf, ix_sealed, &bits);
+	} else if (rc == QL_ENOTFOUND) {
+		rc = qli_segfile_load(sf, c->s->segdir, name, 0);
+	}
+	if (rc) {
+		qli_segfile_close(sf);
+		if (rc == QL_ENOTFOUND) {
+			/* expired between the listing and now */
+			qli_clear_err();
+			return 0;
+		}
+		return rc;
+	}
+	c->cand[c->nseg++] = bits;
+	return 0;
+}
+
 static int load_segments(ql_cursor *c)
 {
 	int64_t w = c->s->opt.bucket_width_us;
+	qli_ixread *rt = NULL;
 	qli_seglist l;
 	int rc;
 
@@ -218,25 +298,19 @@ static int load_segments(ql_cursor *c)
 	if (rc)
 		return rc;
 	c->segs = calloc(l.n ? l.n : 1, sizeof(*c->segs));
-	if (!c->segs) {
+	c->cand = calloc(l.n ? l.n : 1, sizeof(*c->cand));
+	if (!c->segs || !c->cand) {
 		qli_seglist_free(&l);
 		return qli_err(QL_ENOMEM, "out of memory");
 	}
-	for (size_t i = 0; i < l.n; i++) {
-		qli_segfile *sf = &c->segs[c->nseg];
-
+	if (c->s->ix && qli_index_begin(c->s->ix, &rt))
+		rt = NULL; /* answer without the index */
+	for (size_t i = 0; i < l.n && !rc; i++) {
 		if (!overlaps(c, l.start[i], l.start[i] + w - 1))
 			continue;
-		rc = qli_segfile_load(sf, c->s->segdir, l.names[i], 0);
-		if (rc == QL_ENOTFOUND) {
-			/* expired between the listing and the open */
-			rc = 0;
-			continue;
-		}
-		if (rc)
-			break;
-		c->nseg++;
+		rc = plan_segment(c, rt, l.names[i], l.start[i], l.gen[i]);
 	}
+	qli_index_end(rt);
 	qli_seglist_free(&l);
 	return rc;
 }
@@ -279,6 +353,17 @@ int ql_cursor_open(ql_cursor **out, ql_store *s, const ql_query *q)
 				     "handle");
 		if (rc)
 			goto fail;
+		c->hash = qli_handle_hash(c->handle, strlen(c->handle));
+	} else if (q->match == QL_MATCH_IP) {
+		for (unsigned i = 0; i < 16; i++) {
+			unsigned bits = q->prefix_len > 8 * i ?
+						q->prefix_len - 8 * i : 0;
+			uint8_t m = bits >= 8 ? 0xff
+					      : (uint8_t)(0xff << (8 - bits));
+
+			c->lo[i] = q->ip[i] & m;
+			c->hi[i] = (uint8_t)(q->ip[i] | (uint8_t)~m);
+		}
 	}
 	c->dec = qli_decoder_new();
 	if (!c->dec) {
@@ -303,9 +388,12 @@ void ql_cursor_close(ql_cursor *c)
 
 	if (!c)
 		return;
-	for (size_t i = 0; i < c->nseg; i++)
+	for (size_t i = 0; i < c->nseg; i++) {
 		qli_segfile_close(&c->segs[i]);
+		free(c->cand[i]);
+	}
 	free(c->segs);
+	free(c->cand);
 	for (size_t i = 0; i < c->nheap; i++)
 		cb_destroy(c->heap[i]);
 	for (cb = c->freelist; cb; cb = next) {
@@ -349,8 +437,12 @@ static int next_bucket(ql_cursor *c)
 	for (size_t i = lo; i < hi; i++) {
 		qli_segfile *sf = &c->segs[i];
 
+		const uint8_t *cand = c->cand[i];
+
 		for (uint32_t j = 0; j < sf->nblk; j++) {
 			if (!overlaps(c, sf->blk[j].min_ts, sf->blk[j].max_ts))
+				continue;
+			if (cand && !(cand[j / 8] & (1u << (j % 8))))
 				continue;
 			if (c->npend == c->pendcap) {
 				size_t cap = c->pendcap ? 2 * c->pendcap : 64;
@@ -373,10 +465,20 @@ static int next_bucket(ql_cursor *c)
 
 static int load_block(ql_cursor *c, const pend *p)
 {
-	const qli_segfile *sf = &c->segs[p->seg];
+	qli_segfile *sf = &c->segs[p->seg];
 	qli_frame_hdr h;
 	cblock *cb;
 	int rc;
+
+	if (sf->fd < 0) {
+		/* opened on first use: most segments hold no match */
+		sf->fd = qli_vfs_cur->openat(c->s->segdir, sf->name, O_RDONLY,
+					     0);
+		if (sf->fd < 0 && errno == ENOENT)
+			return 0; /* expired meanwhile: past retention */
+		if (sf->fd < 0)
+			return qli_errno(errno, "open segment", sf->name);
+	}
 
 	rc = qli_segfile_read_block(sf, p->blk, &c->buf, &h);
 	if (rc == QL_ECORRUPT && !sf->sealed && p->blk == sf->nblk - 1) {
@@ -574,5 +676,7 @@ int ql_stat(ql_store *s, ql_stats *out)
 	out->retention_us = s->opt.retention_us;
 	out->recovered_segments = s->recovered_segments;
 	out->recovered_bytes = s->recovered_bytes;
+	out->reindexed_segments = s->reindexed_segments;
+	out->index_error = s->ix_err;
 	return rc;
 }

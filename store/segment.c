@@ -65,6 +65,29 @@ int qli_seg_name_parse(const char *name, int64_t *bucket_start,
 	return strcmp(chk, name) ? -1 : 0;
 }
 
+void qli_blkent_pack(uint8_t *p, const qli_blkent *e)
+{
+	qli_put64(p, e->off);
+	qli_put64(p + 8, (uint64_t)e->min_ts);
+	qli_put64(p + 16, (uint64_t)e->max_ts);
+	qli_put32(p + 24, e->nrec);
+	qli_put32(p + 28, e->frame_len);
+	qli_put32(p + 32, e->raw_len);
+	qli_put32(p + 36, 0);
+	qli_put64(p + 40, e->checksum);
+}
+
+void qli_blkent_unpack(qli_blkent *e, const uint8_t *p)
+{
+	e->off = qli_get64(p);
+	e->min_ts = (int64_t)qli_get64(p + 8);
+	e->max_ts = (int64_t)qli_get64(p + 16);
+	e->nrec = qli_get32(p + 24);
+	e->frame_len = qli_get32(p + 28);
+	e->raw_len = qli_get32(p + 32);
+	e->checksum = qli_get64(p + 40);
+}
+
 static void hdr_pack(uint8_t out[QLI_SEG_HDR], const qli_segfile *sf)
 {
 	memset(out, 0, QLI_SEG_HDR);
@@ -212,17 +235,8 @@ int qli_segfile_seal(qli_segfile *sf)
 	qli_put64(p + 24, sf->seal_checksum);
 	qli_put64(p + 32, sf->size);
 	p += SEAL_FIXED;
-	for (uint32_t i = 0; i < sf->nblk; i++, p += SEAL_ENTRY) {
-		const qli_blkent *e = &sf->blk[i];
-
-		qli_put64(p, e->off);
-		qli_put64(p + 8, (uint64_t)e->min_ts);
-		qli_put64(p + 16, (uint64_t)e->max_ts);
-		qli_put32(p + 24, e->nrec);
-		qli_put32(p + 28, e->frame_len);
-		qli_put32(p + 32, e->raw_len);
-		qli_put64(p + 40, e->checksum);
-	}
+	for (uint32_t i = 0; i < sf->nblk; i++, p += SEAL_ENTRY)
+		qli_blkent_pack(p, &sf->blk[i]);
 	h.magic = QLI_MAGIC_SEAL;
 	h.comp_len = (uint32_t)plen;
 	h.nrec = (uint32_t)(sf->nrec > UINT32_MAX ? UINT32_MAX : sf->nrec);
@@ -292,16 +306,9 @@ static int load_seal(qli_segfile *sf)
 	}
 	p = pl + SEAL_FIXED;
 	for (uint32_t i = 0; i < nblk; i++, p += SEAL_ENTRY) {
-		qli_blkent e = {
-			.off = qli_get64(p),
-			.min_ts = (int64_t)qli_get64(p + 8),
-			.max_ts = (int64_t)qli_get64(p + 16),
-			.nrec = qli_get32(p + 24),
-			.frame_len = qli_get32(p + 28),
-			.raw_len = qli_get32(p + 32),
-			.checksum = qli_get64(p + 40),
-		};
+		qli_blkent e;
 
+		qli_blkent_unpack(&e, p);
 		if (e.off < QLI_SEG_HDR || e.off + e.frame_len > soff ||
 		    e.frame_len <= QLI_FRAME_HDR) {
 			free(pl);
@@ -321,49 +328,94 @@ static int load_seal(qli_segfile *sf)
 	return 0;
 }
 
+/* Reads and checks the frame at off. Returns 1 if it is a whole, valid
+ * block frame (filling *h), 0 if not, or a negative error. */
+static int frame_ok(qli_segfile *sf, uint64_t off, int verify, qli_buf *buf,
+		    qli_frame_hdr *h)
+{
+	uint8_t fh[QLI_FRAME_HDR];
+	int rc;
+
+	if (off + QLI_FRAME_HDR > sf->file_size)
+		return 0;
+	rc = qli_read_full(sf->fd, fh, sizeof(fh), (off_t)off, sf->name);
+	if (rc)
+		return rc;
+	if (qli_frame_hdr_read(fh, h) || h->magic != QLI_MAGIC_BLOCK ||
+	    off + QLI_FRAME_HDR + h->comp_len > sf->file_size)
+		return 0;
+	if (!verify)
+		return 1;
+	buf->len = 0;
+	rc = qli_buf_reserve(buf, h->comp_len);
+	if (!rc)
+		rc = qli_read_full(sf->fd, buf->p, h->comp_len,
+				   (off_t)(off + QLI_FRAME_HDR), sf->name);
+	if (rc)
+		return rc;
+	return qli_frame_verify(fh, h, buf->p) ? 0 : 1;
+}
+
+/* After a bad frame: is there a valid frame further on? A crash tears
+ * only the tail written after the last fsync, so garbage followed by a
+ * valid frame is damage to data that may have been acknowledged, which
+ * must be reported, never cut. */
+static int valid_frame_after(qli_segfile *sf, uint64_t off, qli_buf *buf)
+{
+	uint8_t win[4096];
+	qli_frame_hdr h;
+
+	for (off++; off + QLI_FRAME_HDR <= sf->file_size;) {
+		uint64_t n = sf->file_size - off;
+		int rc;
+
+		if (n > sizeof(win))
+			n = sizeof(win);
+		rc = qli_read_full(sf->fd, win, (size_t)n, (off_t)off,
+				   sf->name);
+		if (rc)
+			return rc;
+		for (uint64_t i = 0; i + 4 <= n; i++) {
+			if (qli_get32(win + i) != QLI_MAGIC_BLOCK)
+				continue;
+			rc = frame_ok(sf, off + i, 1, buf, &h);
+			if (rc)
+				return rc;
+		}
+		off += n > 3 ? n - 3 : n;
+	}
+	return 0;
+}
+
 /* Walks frames from the header on; stops at the first incomplete or (with
  * verify) damaged one. */
 static int walk_frames(qli_segfile *sf, int verify)
 {
 	uint64_t off = QLI_SEG_HDR;
 	qli_buf buf = { 0 };
-	int rc = 0;
+	qli_frame_hdr h;
+	int rc;
 
-	while (off + QLI_FRAME_HDR <= sf->file_size) {
-		uint8_t fh[QLI_FRAME_HDR];
-		qli_frame_hdr h;
-
-		rc = qli_read_full(sf->fd, fh, sizeof(fh), (off_t)off,
-				   sf->name);
-		if (rc)
-			break;
-		if (qli_frame_hdr_read(fh, &h) || h.magic != QLI_MAGIC_BLOCK ||
-		    off + QLI_FRAME_HDR + h.comp_len > sf->file_size)
-			break;
-		if (verify) {
-			buf.len = 0;
-			rc = qli_buf_reserve(&buf, h.comp_len);
-			if (rc)
-				break;
-			rc = qli_read_full(sf->fd, buf.p, h.comp_len,
-					   (off_t)(off + QLI_FRAME_HDR),
-					   sf->name);
-			if (rc)
-				break;
-			if (qli_frame_verify(fh, &h, buf.p))
-				break;
-		}
+	while ((rc = frame_ok(sf, off, verify, &buf, &h)) == 1) {
 		sf->size = off;
 		rc = qli_segfile_add_block(sf, &h);
 		if (rc)
 			break;
 		off = sf->size;
 	}
+	if (rc == 0 && verify && off < sf->file_size) {
+		rc = valid_frame_after(sf, off, &buf);
+		if (rc == 1) {
+			sf->damaged = 1;
+			rc = 0;
+		}
+	}
 	qli_buf_free(&buf);
-	if (!rc && sf->nblk == 0)
+	if (rc >= 0 && sf->nblk == 0)
 		sf->size = QLI_SEG_HDR;
-	qli_clear_err();
-	return rc;
+	if (rc >= 0)
+		qli_clear_err();
+	return rc < 0 ? rc : 0;
 }
 
 int qli_segfile_load(qli_segfile *sf, int segdir, const char *name,
@@ -391,6 +443,15 @@ int qli_segfile_load(qli_segfile *sf, int segdir, const char *name,
 		goto fail;
 	}
 	sf->file_size = (uint64_t)st.st_size;
+	if (sf->file_size < QLI_SEG_HDR) {
+		/* a crash between creating the file and writing its header:
+		 * no block can be in it, so nothing was acknowledged */
+		rc = qli_err(QL_ECORRUPT, "%s: %llu bytes, shorter than a "
+			     "segment header (torn creation)", name,
+			     (unsigned long long)sf->file_size);
+		sf->torn_create = 1;
+		goto fail_keep;
+	}
 	rc = qli_read_full(sf->fd, hdr, sizeof(hdr), 0, name);
 	if (!rc)
 		rc = hdr_unpack(hdr, sf);
@@ -410,6 +471,7 @@ int qli_segfile_load(qli_segfile *sf, int segdir, const char *name,
 	return 0;
 fail:
 	qli_err_prefix("segment %s: ", name);
+fail_keep:
 	qli_segfile_close(sf);
 	return rc;
 }

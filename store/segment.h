@@ -29,6 +29,8 @@ typedef struct qli_segfile {
 	int64_t bucket_start, bucket_width;
 	uint32_t gen;
 	int sealed;
+	int damaged;        /* a bad frame with valid frames after it */
+	int torn_create;    /* load failed: shorter than the header */
 	uint64_t size;      /* end of the valid data (incl. seal if sealed) */
 	uint64_t file_size; /* size on disk when loaded */
 	qli_blkent *blk;
@@ -37,6 +39,10 @@ typedef struct qli_segfile {
 	int64_t min_ts, max_ts;
 	uint64_t seal_checksum; /* chained over the frames' checksums */
 } qli_segfile;
+
+/* The 48-byte form of a block directory entry (seal frame and index). */
+void qli_blkent_pack(uint8_t *p, const qli_blkent *e);
+void qli_blkent_unpack(qli_blkent *e, const uint8_t *p);
 
 /* Builds the canonical file name for a bucket and generation. */
 void qli_seg_name(char out[QLI_SEG_NAME_MAX], int64_t bucket_start,

@@ -371,6 +371,142 @@ static void fail(ql_store *s, int rc)
 	}
 }
 
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * QLI_US_PER_S + ts.tv_nsec / 1000;
+}
+
+/* The index is derived data: when it fails, indexing stops for this
+ * session but appends go on; readers scan what it does not cover and the
+ * next open (or ql_reindex) rebuilds it. */
+static void ix_fail(ql_store *s, int rc)
+{
+	if (!s->ix_err) {
+		s->ix_err = rc;
+		snprintf(s->ix_errmsg, sizeof(s->ix_errmsg), "%s",
+			 ql_errmsg(NULL));
+	}
+	qli_index_abort(s->ix);
+}
+
+static void index_block(ql_store *s, qli_bucket *b, const qli_rec *r,
+			uint32_t n)
+{
+	int rc;
+
+	if (!s->ix || s->ix_err)
+		return;
+	if (!b->acc && !(b->acc = qli_segacc_new())) {
+		ix_fail(s, qli_err(QL_ENOMEM, "out of memory"));
+		return;
+	}
+	rc = qli_summary_from_recs(&s->sum, r, n);
+	if (!rc)
+		rc = qli_index_put_block(s->ix, b->active, b->active->nblk - 1,
+					 &s->sum, b->acc);
+	if (rc)
+		ix_fail(s, rc);
+	else
+		b->ix_dirty = 1;
+}
+
+/* Commits the index if a second has passed (or force): the directory
+ * entries of segments written since, then the transaction. */
+static void index_commit(ql_store *s, int force)
+{
+	int64_t now = mono_us();
+	int rc = 0;
+
+	if (!s->ix || s->ix_err)
+		return;
+	if (!force && now - s->ix_last_commit < QLI_US_PER_S)
+		return;
+	for (size_t i = 0; i < s->nbuckets && !rc; i++) {
+		qli_bucket *b = s->buckets[i];
+
+		if (b->active && b->ix_dirty) {
+			rc = qli_index_put_dir(s->ix, b->active);
+			b->ix_dirty = 0;
+		}
+	}
+	if (!rc)
+		rc = qli_index_commit(s->ix);
+	if (rc)
+		ix_fail(s, rc);
+	s->ix_last_commit = now;
+}
+
+/* Reads every block of sf from 'from' on, adds its keys to acc and, with
+ * put, stages its block summary. */
+static int index_from_file(ql_store *s, const qli_segfile *sf, uint32_t from,
+			   qli_segacc *acc, int put)
+{
+	qli_decoder *d = qli_decoder_new();
+	qli_block blk = { 0 };
+	qli_buf buf = { 0 };
+	qli_frame_hdr h;
+	int rc = d ? 0 : qli_err(QL_ENOMEM, "out of memory");
+
+	for (uint32_t i = from; i < sf->nblk && !rc; i++) {
+		rc = qli_segfile_read_block(sf, i, &buf, &h);
+		if (!rc)
+			rc = qli_block_decode(d, &blk, &h,
+					      buf.p + QLI_FRAME_HDR);
+		if (!rc)
+			rc = qli_summary_from_block(&s->sum, &blk);
+		if (!rc)
+			rc = put ? qli_index_put_block(s->ix, sf, i, &s->sum,
+						       acc)
+				 : qli_segacc_add(acc, &s->sum, i);
+	}
+	qli_block_free(&blk);
+	qli_buf_free(&buf);
+	qli_decoder_free(d);
+	return rc;
+}
+
+/* Brings the index of one segment in line with the file. b is the bucket
+ * when sf is its active (unsealed) segment, else NULL. */
+static int reconcile(ql_store *s, qli_segfile *sf, qli_bucket *b)
+{
+	qli_segacc *acc = NULL;
+	uint32_t nb;
+	int ok, rc;
+
+	rc = qli_index_check(s->ix, sf, &nb, &ok);
+	if (rc)
+		return rc;
+	if (sf->sealed && ok)
+		return 0;
+	if (!sf->sealed && !b) /* damaged: readers scan it */
+		return qli_index_drop(s->ix, sf->bucket_start, sf->gen);
+	acc = qli_segacc_new();
+	if (!acc)
+		return qli_err(QL_ENOMEM, "out of memory");
+	if (!sf->sealed && nb == sf->nblk) {
+		/* consistent: only the seal needs the keys again */
+		rc = qli_index_load_acc(s->ix, sf, nb, acc);
+	} else {
+		s->reindexed_segments++;
+		rc = qli_index_drop(s->ix, sf->bucket_start, sf->gen);
+		if (!rc)
+			rc = index_from_file(s, sf, 0, acc, !sf->sealed);
+		if (!rc)
+			rc = sf->sealed ? qli_index_seal(s->ix, sf, acc)
+					: qli_index_put_dir(s->ix, sf);
+	}
+	if (!rc && b) {
+		qli_segacc_free(b->acc);
+		b->acc = acc;
+		acc = NULL;
+	}
+	qli_segacc_free(acc);
+	return rc;
+}
+
 static int write_memtable(ql_store *s, qli_memtable *mt)
 {
 	qli_bucket *b = mt->bucket;
@@ -411,6 +547,7 @@ static int write_memtable(ql_store *s, qli_memtable *mt)
 		if (rc)
 			return rc;
 		b->dirty = 1;
+		index_block(s, b, mt->recs + off, n);
 		off += n;
 	}
 	return 0;
@@ -456,11 +593,28 @@ static int seal_bucket(ql_store *s, qli_bucket *b)
 		 * right after creation. Remove it instead of sealing. */
 		qli_vfs_cur->unlinkat(s->segdir, b->active->name, 0);
 		s->dir_dirty = 1;
+		if (s->ix && !s->ix_err &&
+		    (rc = qli_index_drop(s->ix, b->start, b->active->gen)))
+			ix_fail(s, rc);
 	} else {
 		rc = qli_segfile_seal(b->active);
 		if (rc)
 			return rc;
+		if (s->ix && !s->ix_err) {
+			qli_segacc *empty = NULL;
+
+			if (!b->acc)
+				b->acc = empty = qli_segacc_new();
+			rc = b->acc ? qli_index_seal(s->ix, b->active, b->acc)
+				    : qli_err(QL_ENOMEM, "out of memory");
+			if (rc)
+				ix_fail(s, rc);
+			(void)empty;
+		}
 	}
+	qli_segacc_free(b->acc);
+	b->acc = NULL;
+	b->ix_dirty = 0;
 	qli_segfile_close(b->active);
 	free(b->active);
 	b->active = NULL;
@@ -505,6 +659,88 @@ static int do_seals(ql_store *s)
 	return 0;
 }
 
+/* Is (bucket, gen) one of the listed segments? */
+typedef struct orphan_ctx {
+	ql_store *s;
+	const qli_seglist *l;
+	int rc;
+} orphan_ctx;
+
+static int drop_orphan(int64_t bucket, uint32_t gen, void *p)
+{
+	orphan_ctx *o = p;
+
+	for (size_t i = 0; i < o->l->n; i++)
+		if (o->l->start[i] == bucket && o->l->gen[i] == gen)
+			return 0;
+	o->rc = qli_index_drop(o->s->ix, bucket, gen);
+	return o->rc;
+}
+
+/* Makes the index agree with every segment file: the active ones in
+ * memory, the others loaded from disk. With rebuild, starts from an empty
+ * index. Called at open and for ql_reindex (writer thread). */
+static int reindex_all(ql_store *s, int rebuild)
+{
+	orphan_ctx o = { s, NULL, 0 };
+	qli_seglist l;
+	int rc;
+
+	if (rebuild || !s->ix) {
+		qli_index_close(s->ix);
+		s->ix = NULL;
+		if (rebuild)
+			qli_index_destroy(s->dirfd);
+		rc = qli_index_open(&s->ix, s->dirfd, s->path, 1,
+				    s->opt.dir_mode, s->opt.file_mode);
+		if (rc == QL_ECORRUPT) {
+			/* derived data: a damaged index is rebuilt */
+			qli_index_destroy(s->dirfd);
+			rc = qli_index_open(&s->ix, s->dirfd, s->path, 1,
+					    s->opt.dir_mode, s->opt.file_mode);
+		}
+		if (rc)
+			return rc;
+	}
+	s->ix_err = 0;
+	s->reindexed_segments = 0;
+	rc = qli_seglist_read(s->segdir, &l);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < l.n && !rc; i++) {
+		qli_bucket *b = bucket_find(s, l.start[i], 0);
+		qli_segfile sf;
+
+		if (b && b->active && b->active->gen == l.gen[i]) {
+			rc = reconcile(s, b->active, b);
+			b->ix_dirty = 1;
+			continue;
+		}
+		rc = qli_segfile_load(&sf, s->segdir, l.names[i],
+				      QLI_LOAD_VERIFY);
+		if (rc == QL_ENOTFOUND) {
+			rc = 0;
+			continue;
+		}
+		if (!rc)
+			rc = reconcile(s, &sf, NULL);
+		qli_segfile_close(&sf);
+	}
+	o.l = &l;
+	if (!rc)
+		rc = qli_index_segments(s->ix, drop_orphan, &o);
+	if (!rc)
+		rc = o.rc;
+	qli_seglist_free(&l);
+	if (!rc)
+		index_commit(s, 1);
+	if (!rc && s->ix_err)
+		rc = qli_err(s->ix_err, "%s", s->ix_errmsg);
+	if (rc)
+		qli_index_abort(s->ix);
+	return rc;
+}
+
 static void *writer_main(void *arg)
 {
 	ql_store *s = arg;
@@ -520,6 +756,7 @@ static void *writer_main(void *arg)
 		do_sync = s->sync_req > s->durable_seq ||
 			  (s->stop && s->seq > s->durable_seq);
 		do_maint = s->maint_req > s->maint_done ||
+			   s->reindex_req > s->reindex_done ||
 			   (s->opt.maintenance_interval_ms > 0 &&
 			    now >= s->next_maint);
 		if (!s->qhead && !do_sync && !do_maint) {
@@ -563,6 +800,7 @@ static void *writer_main(void *arg)
 				.maintenance_interval_ms * 1000;
 		}
 		uint64_t maint_target = s->maint_req;
+		uint64_t reindex_target = s->reindex_req;
 		list = s->qhead;
 		s->qhead = s->qtail = NULL;
 		pthread_mutex_unlock(&s->mu);
@@ -573,6 +811,13 @@ static void *writer_main(void *arg)
 			rc = do_seals(s);
 		if (!rc && do_sync)
 			rc = sync_all(s);
+		if (!rc)
+			index_commit(s, do_maint || s->stop);
+		if (!rc && s->reindex_req > s->reindex_done &&
+		    (rc = reindex_all(s, 1))) {
+			ix_fail(s, rc); /* the index, not the data, failed */
+			rc = 0;
+		}
 
 		pthread_mutex_lock(&s->mu);
 		for (mt = list; mt; mt = next) {
@@ -587,6 +832,8 @@ static void *writer_main(void *arg)
 			s->durable_seq = target;
 		if (do_maint && maint_target > s->maint_done)
 			s->maint_done = maint_target;
+		if (reindex_target > s->reindex_done)
+			s->reindex_done = reindex_target;
 		pthread_cond_broadcast(&s->done);
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -694,6 +941,17 @@ static int recover(ql_store *s)
 		}
 		rc = qli_segfile_load(sf, s->segdir, l.names[i],
 				      QLI_LOAD_WRITE | QLI_LOAD_VERIFY);
+		if (rc && sf->torn_create) {
+			s->recovered_segments++;
+			if (qli_vfs_cur->unlinkat(s->segdir, l.names[i], 0) ||
+			    qli_sync_dir(s->segdir, QLI_SEG_DIR))
+				rc = qli_errno(errno, "remove torn segment",
+					       l.names[i]);
+			else
+				rc = 0;
+			free(sf);
+			continue;
+		}
 		if (rc) {
 			free(sf);
 			break;
@@ -707,7 +965,10 @@ static int recover(ql_store *s)
 		}
 		if (sf->gen + 1 > b->next_gen)
 			b->next_gen = sf->gen + 1;
-		if (sf->sealed) {
+		if (sf->sealed || sf->damaged) {
+			/* a damaged unsealed segment is left as it is for the
+			 * operator (verify names it); appends for its bucket
+			 * go to a new generation */
 			qli_segfile_close(sf);
 			free(sf);
 			continue;
@@ -748,6 +1009,7 @@ static void store_free(ql_store *s)
 			free(b->active);
 		}
 		memtable_free(b->mt);
+		qli_segacc_free(b->acc);
 		free(b);
 	}
 	while (s->qhead) {
@@ -757,6 +1019,8 @@ static void store_free(ql_store *s)
 		s->qhead = n;
 	}
 	free(s->buckets);
+	qli_index_close(s->ix);
+	qli_summary_free(&s->sum);
 	qli_encoder_free(s->enc);
 	qli_buf_free(&s->wbuf);
 	if (s->segdir >= 0)
@@ -810,12 +1074,27 @@ int ql_open(ql_store **out, const char *dir, const ql_options *opts)
 		rc = recover(s);
 		if (rc)
 			goto fail;
+		rc = reindex_all(s, 0);
+		if (rc && rc != QL_ENOMEM) {
+			/* the store opens: queries scan what is not indexed */
+			ix_fail(s, rc);
+			rc = 0;
+		}
+		if (rc)
+			goto fail;
 		s->next_maint = qli_now(s);
 		if (pthread_create(&s->thread, NULL, writer_main, s)) {
 			rc = qli_err(QL_ENOMEM, "cannot start writer thread");
 			goto fail;
 		}
 		s->thread_started = 1;
+	} else {
+		rc = qli_index_open(&s->ix, s->dirfd, s->path, 0, 0, 0);
+		if (rc) {
+			/* a reader can answer without the index */
+			s->ix = NULL;
+			rc = 0;
+		}
 	}
 	qli_clear_err();
 	*out = s;
@@ -1023,8 +1302,6 @@ int ql_append(ql_store *s, const ql_record *recs, size_t n,
 		if (rc) {
 			if (bad_index)
 				*bad_index = i;
-			if (n > 1)
-				qli_err_prefix("record %zu: ", i);
 			goto out;
 		}
 	}
@@ -1089,6 +1366,31 @@ int ql_maintain(ql_store *s)
 		pthread_cond_wait(&s->done, &s->mu);
 	if (s->failed)
 		rc = qli_err(s->failed, "%s", s->failmsg);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int ql_reindex(ql_store *s)
+{
+	uint64_t target;
+	int rc;
+
+	if (!s)
+		return qli_err(QL_EINVAL, "ql_reindex: store is NULL");
+	pthread_mutex_lock(&s->mu);
+	rc = writable(s);
+	if (rc) {
+		pthread_mutex_unlock(&s->mu);
+		return rc;
+	}
+	target = ++s->reindex_req;
+	pthread_cond_signal(&s->work);
+	while (s->reindex_done < target && !s->failed)
+		pthread_cond_wait(&s->done, &s->mu);
+	if (s->failed)
+		rc = qli_err(s->failed, "%s", s->failmsg);
+	else if (s->ix_err)
+		rc = qli_err(s->ix_err, "reindex: %s", s->ix_errmsg);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }

@@ -3,6 +3,7 @@
 #define QL_STORE_INT_H
 
 #include "codec.h"
+#include "index.h"
 #include "querylog.h"
 #include "segment.h"
 
@@ -33,6 +34,8 @@ typedef struct qli_bucket {
 	int dirty;            /* active has unsynced writes */
 	qli_memtable *mt;     /* collecting records, or NULL */
 	int sealing;          /* due: maintenance seals it */
+	qli_segacc *acc;      /* index keys of active, for its seal */
+	int ix_dirty;         /* active's directory entry is stale */
 } qli_bucket;
 
 struct ql_store {
@@ -69,6 +72,17 @@ struct ql_store {
 	qli_buf wbuf;
 
 	uint64_t recovered_segments, recovered_bytes;
+
+	/* the index: derived, committed about once a second and at seals;
+	 * a failure stops indexing for this session (readers then scan the
+	 * blocks it does not cover; the next open rebuilds) */
+	qli_index *ix;
+	qli_summary sum;        /* writer thread scratch */
+	int64_t ix_last_commit; /* monotonic microseconds */
+	int ix_err;
+	char ix_errmsg[256];
+	uint64_t reindex_req, reindex_done;
+	uint64_t reindexed_segments; /* by the last open or ql_reindex */
 };
 
 int64_t qli_now(const ql_store *s);

@@ -153,6 +153,10 @@ static int check_store(const char *dir, idset *acked, int64_t *max_ts)
 	o.clock = t_clock;
 	o.clock_ctx = &now;
 	o.maintenance_interval_ms = -1;
+	/* as a server does: the kill may have come while the store itself
+	 * was being created, before anything was acknowledged */
+	o.flags = QL_OPEN_CREATE;
+	o.bucket_width_us = T_MIN; /* as the child creates it */
 	if ((rc = ql_open(&s, dir, &o))) {
 		fprintf(stderr, "reopen failed: %s: %s\n", ql_strerror(rc),
 			ql_errmsg(NULL));

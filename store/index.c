@@ -1,0 +1,1135 @@
+/* index.c - the LMDB index (see index.h for the key layout and why). */
+#define _GNU_SOURCE
+#include "index.h"
+
+#include "err.h"
+#include "vfs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define IX_DIR "index"
+#define IX_MAPSIZE ((size_t)1 << 36) /* 64 GiB of address space, sparse */
+#define CHUNK_KEYS 128
+#define SEGKEY 12
+#define DIR_FIXED 24
+#define BLKENT 48
+
+/* LMDB must not be opened twice in one process (closing the second
+ * handle's lock file would drop the first one's POSIX locks), so every
+ * ql_store in a process shares one environment per index directory. */
+typedef struct envreg {
+	struct envreg *next;
+	dev_t dev;
+	ino_t ino;
+	MDB_env *env;
+	MDB_dbi dbi;
+	int refs;
+} envreg;
+
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static envreg *reg_head;
+
+struct qli_index {
+	envreg *reg;
+	MDB_txn *wtxn;
+	int writable;
+};
+
+struct qli_ixread {
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_cursor *cur;
+};
+
+typedef struct pair32 {
+	uint32_t key, blk;
+} pair32;
+
+typedef struct pairip {
+	uint8_t key[16];
+	uint32_t blk;
+} pairip;
+
+struct qli_segacc {
+	pair32 *r, *t;
+	pairip *ip;
+	size_t nr, nt, nip, capr, capt, capip;
+};
+
+static int mdb_fail(int mrc, const char *what)
+{
+	int rc;
+
+	switch (mrc) {
+	case MDB_CORRUPTED:
+	case MDB_INVALID:
+	case MDB_VERSION_MISMATCH:
+	case MDB_PAGE_NOTFOUND:
+		rc = QL_ECORRUPT;
+		break;
+	case MDB_MAP_FULL:
+	case ENOSPC:
+		rc = QL_ENOSPC;
+		break;
+	case ENOMEM:
+		rc = QL_ENOMEM;
+		break;
+	default:
+		rc = QL_EIO;
+	}
+	return qli_err(rc, "index: %s: %s", what, mdb_strerror(mrc));
+}
+
+uint32_t qli_handle_hash(const char *h, size_t len)
+{
+	return (uint32_t)qli_hash64(h, len, 0x716c6f67u);
+}
+
+static void segkey(uint8_t out[SEGKEY], int64_t bucket, uint32_t gen)
+{
+	uint64_t v = (uint64_t)bucket ^ (1ULL << 63);
+
+	for (int i = 0; i < 8; i++)
+		out[i] = (uint8_t)(v >> (56 - 8 * i));
+	out[8] = (uint8_t)(gen >> 24);
+	out[9] = (uint8_t)(gen >> 16);
+	out[10] = (uint8_t)(gen >> 8);
+	out[11] = (uint8_t)gen;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
+/* ---- environment ---- */
+
+static int env_open(envreg *r, const char *path, unsigned file_mode)
+{
+	MDB_txn *txn = NULL;
+	int mrc;
+
+	mrc = mdb_env_create(&r->env);
+	if (!mrc)
+		mrc = mdb_env_set_mapsize(r->env, IX_MAPSIZE);
+	if (!mrc)
+		mrc = mdb_env_set_maxreaders(r->env, 1022);
+	/* NOTLS: a thread may hold several cursors; NOMETASYNC: the index
+	 * is derived and checked against the segments on open, so a crash
+	 * that undoes its last commit costs a re-index, never data. */
+	if (!mrc)
+		mrc = mdb_env_open(r->env, path, MDB_NOTLS | MDB_NOMETASYNC,
+				   file_mode);
+	if (mrc == EACCES || mrc == EROFS)
+		mrc = mdb_env_open(r->env, path, MDB_NOTLS | MDB_RDONLY,
+				   file_mode);
+	if (!mrc)
+		mrc = mdb_txn_begin(r->env, NULL, MDB_RDONLY, &txn);
+	if (!mrc) {
+		mrc = mdb_dbi_open(txn, NULL, 0, &r->dbi);
+		mdb_txn_abort(txn);
+	}
+	if (mrc) {
+		mdb_env_close(r->env);
+		r->env = NULL;
+		return mdb_fail(mrc, path);
+	}
+	return 0;
+}
+
+int qli_index_open(qli_index **out, int dirfd, const char *store_path,
+		   int writable, unsigned dir_mode, unsigned file_mode)
+{
+	char path[4096];
+	struct stat st;
+	qli_index *ix;
+	envreg *r;
+	int fd, rc = 0;
+
+	*out = NULL;
+	if (writable && qli_vfs_cur->mkdirat(dirfd, IX_DIR, dir_mode) &&
+	    errno != EEXIST)
+		return qli_errno(errno, "create", IX_DIR);
+	fd = qli_vfs_cur->openat(dirfd, IX_DIR, O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0) {
+		if (errno == ENOENT && !writable)
+			return 0; /* no index yet: readers scan */
+		if (errno == ELOOP || errno == ENOTDIR)
+			return qli_err(QL_EUNSAFE, "%s/%s is not a directory "
+				       "(symlink?): refused", store_path,
+				       IX_DIR);
+		return qli_errno(errno, "open", IX_DIR);
+	}
+	if (qli_vfs_cur->fstat(fd, &st) < 0) {
+		rc = qli_errno(errno, "stat", IX_DIR);
+		qli_vfs_cur->close(fd);
+		return rc;
+	}
+	if (!writable && qli_vfs_cur->fstatat(fd, "data.mdb", &st) < 0) {
+		qli_vfs_cur->close(fd);
+		return 0;
+	}
+	qli_vfs_cur->fstat(fd, &st);
+	qli_vfs_cur->close(fd);
+	snprintf(path, sizeof(path), "%s/%s", store_path, IX_DIR);
+
+	ix = calloc(1, sizeof(*ix));
+	if (!ix)
+		return qli_err(QL_ENOMEM, "out of memory");
+	pthread_mutex_lock(&reg_mu);
+	for (r = reg_head; r; r = r->next)
+		if (r->dev == st.st_dev && r->ino == st.st_ino)
+			break;
+	if (!r) {
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			rc = qli_err(QL_ENOMEM, "out of memory");
+		else if ((rc = env_open(r, path, file_mode))) {
+			free(r);
+			r = NULL;
+		} else {
+			r->dev = st.st_dev;
+			r->ino = st.st_ino;
+			r->next = reg_head;
+			reg_head = r;
+		}
+	}
+	if (r)
+		r->refs++;
+	pthread_mutex_unlock(&reg_mu);
+	if (rc) {
+		free(ix);
+		return rc;
+	}
+	ix->reg = r;
+	ix->writable = writable;
+	*out = ix;
+	return 0;
+}
+
+void qli_index_close(qli_index *ix)
+{
+	envreg **pp;
+
+	if (!ix)
+		return;
+	qli_index_abort(ix);
+	pthread_mutex_lock(&reg_mu);
+	if (--ix->reg->refs == 0) {
+		for (pp = &reg_head; *pp; pp = &(*pp)->next)
+			if (*pp == ix->reg) {
+				*pp = ix->reg->next;
+				break;
+			}
+		mdb_env_close(ix->reg->env);
+		free(ix->reg);
+	}
+	pthread_mutex_unlock(&reg_mu);
+	free(ix);
+}
+
+int qli_index_destroy(int dirfd)
+{
+	int fd = qli_vfs_cur->openat(dirfd, IX_DIR, O_RDONLY | O_DIRECTORY, 0);
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : qli_errno(errno, "open", IX_DIR);
+	qli_vfs_cur->unlinkat(fd, "data.mdb", 0);
+	qli_vfs_cur->unlinkat(fd, "lock.mdb", 0);
+	qli_vfs_cur->close(fd);
+	return 0;
+}
+
+/* ---- summaries ---- */
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_ip(const void *a, const void *b)
+{
+	return memcmp(a, b, 16);
+}
+
+static uint32_t uniq_u32(uint32_t *v, uint32_t n)
+{
+	uint32_t k = 0;
+
+	qsort(v, n, sizeof(*v), cmp_u32);
+	for (uint32_t i = 0; i < n; i++)
+		if (!k || v[k - 1] != v[i])
+			v[k++] = v[i];
+	return k;
+}
+
+static uint32_t uniq_ip(uint8_t (*v)[16], uint32_t n)
+{
+	uint32_t k = 0;
+
+	qsort(v, n, 16, cmp_ip);
+	for (uint32_t i = 0; i < n; i++)
+		if (!k || memcmp(v[k - 1], v[i], 16))
+			memcpy(v[k++], v[i], 16);
+	return k;
+}
+
+static int sum_reserve(qli_summary *s, uint32_t n)
+{
+	if (n <= s->cap)
+		return 0;
+	free(s->r);
+	free(s->t);
+	free(s->ip);
+	s->r = malloc(n * sizeof(*s->r));
+	s->t = malloc(n * sizeof(*s->t));
+	s->ip = malloc((size_t)n * 16);
+	if (!s->r || !s->t || !s->ip) {
+		s->cap = 0;
+		return qli_err(QL_ENOMEM, "out of memory");
+	}
+	s->cap = n;
+	return 0;
+}
+
+int qli_summary_from_recs(qli_summary *s, const qli_rec *recs, uint32_t n)
+{
+	int rc = sum_reserve(s, n);
+
+	if (rc)
+		return rc;
+	for (uint32_t i = 0; i < n; i++) {
+		s->r[i] = qli_handle_hash(recs[i].req, recs[i].req_len);
+		s->t[i] = qli_handle_hash(recs[i].tgt, recs[i].tgt_len);
+		memcpy(s->ip[i], recs[i].ip, 16);
+	}
+	s->nr = uniq_u32(s->r, n);
+	s->nt = uniq_u32(s->t, n);
+	s->ni = uniq_ip(s->ip, n);
+	return 0;
+}
+
+int qli_summary_from_block(qli_summary *s, const qli_block *b)
+{
+	int rc = sum_reserve(s, b->n);
+
+	if (rc)
+		return rc;
+	for (uint32_t i = 0; i < b->n; i++) {
+		const char *rq = b->str[b->req[i]], *tg = b->str[b->tgt[i]];
+
+		s->r[i] = qli_handle_hash(rq, strlen(rq));
+		s->t[i] = qli_handle_hash(tg, strlen(tg));
+		memcpy(s->ip[i], b->ips[b->ipi[i]], 16);
+	}
+	s->nr = uniq_u32(s->r, b->n);
+	s->nt = uniq_u32(s->t, b->n);
+	s->ni = uniq_ip(s->ip, b->n);
+	return 0;
+}
+
+void qli_summary_free(qli_summary *s)
+{
+	free(s->r);
+	free(s->t);
+	free(s->ip);
+	memset(s, 0, sizeof(*s));
+}
+
+/* ---- accumulated keys ---- */
+
+qli_segacc *qli_segacc_new(void)
+{
+	return calloc(1, sizeof(qli_segacc));
+}
+
+void qli_segacc_free(qli_segacc *a)
+{
+	if (!a)
+		return;
+	free(a->r);
+	free(a->t);
+	free(a->ip);
+	free(a);
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+	size_t c;
+	void *np;
+
+	if (need <= *cap)
+		return 0;
+	c = *cap ? *cap : 1024;
+	while (c < need)
+		c *= 2;
+	np = realloc(*p, c * elem);
+	if (!np)
+		return qli_err(QL_ENOMEM, "out of memory");
+	*p = np;
+	*cap = c;
+	return 0;
+}
+
+int qli_segacc_add(qli_segacc *a, const qli_summary *s, uint32_t blk)
+{
+	if (grow((void **)&a->r, &a->capr, a->nr + s->nr, sizeof(pair32)) ||
+	    grow((void **)&a->t, &a->capt, a->nt + s->nt, sizeof(pair32)) ||
+	    grow((void **)&a->ip, &a->capip, a->nip + s->ni, sizeof(pairip)))
+		return QL_ENOMEM;
+	for (uint32_t i = 0; i < s->nr; i++)
+		a->r[a->nr++] = (pair32){ s->r[i], blk };
+	for (uint32_t i = 0; i < s->nt; i++)
+		a->t[a->nt++] = (pair32){ s->t[i], blk };
+	for (uint32_t i = 0; i < s->ni; i++) {
+		memcpy(a->ip[a->nip].key, s->ip[i], 16);
+		a->ip[a->nip++].blk = blk;
+	}
+	return 0;
+}
+
+/* ---- writing ---- */
+
+static int wtxn(qli_index *ix, MDB_txn **out)
+{
+	int mrc;
+
+	if (!ix->writable)
+		return qli_err(QL_EREADONLY, "index is read-only");
+	if (!ix->wtxn) {
+		mrc = mdb_txn_begin(ix->reg->env, NULL, 0, &ix->wtxn);
+		if (mrc) {
+			ix->wtxn = NULL;
+			return mdb_fail(mrc, "begin write");
+		}
+	}
+	*out = ix->wtxn;
+	return 0;
+}
+
+static int put(qli_index *ix, const void *k, size_t klen, const void *v,
+	       size_t vlen)
+{
+	MDB_val key = { klen, (void *)k }, val = { vlen, (void *)v };
+	MDB_txn *txn = NULL;
+	int rc = wtxn(ix, &txn), mrc;
+
+	if (rc)
+		return rc;
+	mrc = mdb_put(txn, ix->reg->dbi, &key, &val, 0);
+	return mrc ? mdb_fail(mrc, "put") : 0;
+}
+
+int qli_index_put_block(qli_index *ix, const qli_segfile *sf, uint32_t blk,
+			const qli_summary *s, qli_segacc *acc)
+{
+	uint8_t key[1 + SEGKEY + 4];
+	size_t len = 12 + 4 * (size_t)(s->nr + s->nt) + 16 * (size_t)s->ni;
+	uint8_t *v, *p;
+	int rc;
+
+	rc = qli_segacc_add(acc, s, blk);
+	if (rc)
+		return rc;
+	v = malloc(len);
+	if (!v)
+		return qli_err(QL_ENOMEM, "out of memory");
+	qli_put32(v, s->nr);
+	qli_put32(v + 4, s->nt);
+	qli_put32(v + 8, s->ni);
+	p = v + 12;
+	for (uint32_t i = 0; i < s->nr; i++, p += 4)
+		qli_put32(p, s->r[i]);
+	for (uint32_t i = 0; i < s->nt; i++, p += 4)
+		qli_put32(p, s->t[i]);
+	memcpy(p, s->ip, 16 * (size_t)s->ni);
+	key[0] = 'B';
+	segkey(key + 1, sf->bucket_start, sf->gen);
+	put_be32(key + 1 + SEGKEY, blk);
+	rc = put(ix, key, sizeof(key), v, len);
+	free(v);
+	return rc;
+}
+
+int qli_index_put_dir(qli_index *ix, const qli_segfile *sf)
+{
+	uint8_t key[1 + SEGKEY];
+	size_t len = DIR_FIXED + (size_t)sf->nblk * BLKENT;
+	uint8_t *v;
+	int rc;
+
+	v = calloc(1, len);
+	if (!v)
+		return qli_err(QL_ENOMEM, "out of memory");
+	v[0] = 1;
+	v[1] = (uint8_t)sf->sealed;
+	qli_put32(v + 4, sf->nblk);
+	qli_put64(v + 8, sf->size);
+	qli_put64(v + 16, sf->sealed ? sf->seal_checksum : 0);
+	for (uint32_t i = 0; i < sf->nblk; i++)
+		qli_blkent_pack(v + DIR_FIXED + (size_t)i * BLKENT,
+				&sf->blk[i]);
+	key[0] = 'D';
+	segkey(key + 1, sf->bucket_start, sf->gen);
+	rc = put(ix, key, sizeof(key), v, len);
+	free(v);
+	return rc;
+}
+
+static int cmp_pair32(const void *a, const void *b)
+{
+	const pair32 *x = a, *y = b;
+
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return x->blk < y->blk ? -1 : x->blk > y->blk;
+}
+
+static int cmp_pairip(const void *a, const void *b)
+{
+	const pairip *x = a, *y = b;
+	int c = memcmp(x->key, y->key, 16);
+
+	if (c)
+		return c;
+	return x->blk < y->blk ? -1 : x->blk > y->blk;
+}
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+static int get_varint(const uint8_t **pp, const uint8_t *end, uint32_t *v)
+{
+	const uint8_t *p = *pp;
+	uint64_t r = 0;
+
+	for (unsigned shift = 0; p < end && shift < 35; shift += 7) {
+		uint8_t b = *p++;
+
+		r |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			if (r > UINT32_MAX)
+				return -1;
+			*pp = p;
+			*v = (uint32_t)r;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Key bytes (big-endian for hashes, so byte order is numeric order) and
+ * block of pair j of an array of pair32 (ksize 4) or pairip (ksize 16). */
+static const uint8_t *pair_key(const void *pairs, size_t j, size_t ksize,
+			       uint8_t tmp[4])
+{
+	if (ksize == 16)
+		return ((const pairip *)pairs)[j].key;
+	put_be32(tmp, ((const pair32 *)pairs)[j].key);
+	return tmp;
+}
+
+static uint32_t pair_blk(const void *pairs, size_t j, size_t ksize)
+{
+	return ksize == 16 ? ((const pairip *)pairs)[j].blk
+			   : ((const pair32 *)pairs)[j].blk;
+}
+
+/* End of the run of pairs with the same key as pair j. */
+static size_t key_run(const void *pairs, size_t j, size_t n, size_t ksize)
+{
+	uint8_t a[4], b[4];
+	const uint8_t *kj = pair_key(pairs, j, ksize, a);
+	size_t e = j + 1;
+
+	while (e < n && !memcmp(pair_key(pairs, e, ksize, b), kj, ksize))
+		e++;
+	return e;
+}
+
+/* Writes the chunks of one key type. Pairs are sorted by (key, blk). A
+ * chunk: u16 nkeys, u8 keysize, u8 0, the keys, then per key: varint
+ * count, varint first block, varint deltas. */
+static int put_chunks(qli_index *ix, const uint8_t seg[SEGKEY], char type,
+		      const void *pairs, size_t n, size_t ksize)
+{
+	uint8_t key[2 + SEGKEY + 16], tmp[4];
+	qli_buf v = { 0 };
+	size_t i = 0;
+	int rc = 0;
+
+	while (i < n && !rc) {
+		size_t nkeys = 0, j = i, kn = 0;
+
+		while (j < n && nkeys < CHUNK_KEYS) {
+			j = key_run(pairs, j, n, ksize);
+			nkeys++;
+		}
+		v.len = 0;
+		rc = qli_buf_reserve(&v, 4 + nkeys * (ksize + 5) +
+						 (j - i) * 5);
+		if (rc)
+			break;
+		v.p[0] = (uint8_t)nkeys;
+		v.p[1] = (uint8_t)(nkeys >> 8);
+		v.p[2] = (uint8_t)ksize;
+		v.p[3] = 0;
+		v.len = 4 + nkeys * ksize;
+		for (size_t k = i; k < j; kn++) {
+			size_t e = key_run(pairs, k, j, ksize);
+			uint32_t prev = 0;
+
+			memcpy(v.p + 4 + kn * ksize,
+			       pair_key(pairs, k, ksize, tmp), ksize);
+			v.len += put_varint(v.p + v.len, e - k);
+			for (size_t q = k; q < e; q++) {
+				uint32_t b = pair_blk(pairs, q, ksize);
+
+				v.len += put_varint(v.p + v.len, b - prev);
+				prev = b;
+			}
+			k = e;
+		}
+		key[0] = 'S';
+		memcpy(key + 1, seg, SEGKEY);
+		key[1 + SEGKEY] = (uint8_t)type;
+		memcpy(key + 2 + SEGKEY, v.p + 4, ksize);
+		rc = put(ix, key, 2 + SEGKEY + ksize, v.p, v.len);
+		i = j;
+	}
+	qli_buf_free(&v);
+	return rc;
+}
+
+static int drop_prefix(qli_index *ix, const uint8_t *prefix, size_t plen)
+{
+	MDB_cursor *cur;
+	MDB_txn *txn = NULL;
+	MDB_val k, v;
+	int rc = wtxn(ix, &txn), mrc;
+
+	if (rc)
+		return rc;
+	mrc = mdb_cursor_open(txn, ix->reg->dbi, &cur);
+	if (mrc)
+		return mdb_fail(mrc, "cursor");
+	for (;;) {
+		k.mv_size = plen;
+		k.mv_data = (void *)prefix;
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (mrc == MDB_NOTFOUND)
+			break;
+		if (mrc)
+			break;
+		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen))
+			break;
+		mrc = mdb_cursor_del(cur, 0);
+		if (mrc)
+			break;
+	}
+	mdb_cursor_close(cur);
+	if (mrc && mrc != MDB_NOTFOUND)
+		return mdb_fail(mrc, "delete");
+	return 0;
+}
+
+int qli_index_seal(qli_index *ix, const qli_segfile *sf, qli_segacc *acc)
+{
+	uint8_t seg[SEGKEY], pre[1 + SEGKEY];
+	int rc;
+
+	segkey(seg, sf->bucket_start, sf->gen);
+	pre[0] = 'B';
+	memcpy(pre + 1, seg, SEGKEY);
+	rc = drop_prefix(ix, pre, sizeof(pre));
+	pre[0] = 'S';
+	if (!rc)
+		rc = drop_prefix(ix, pre, sizeof(pre));
+	qsort(acc->r, acc->nr, sizeof(pair32), cmp_pair32);
+	qsort(acc->t, acc->nt, sizeof(pair32), cmp_pair32);
+	qsort(acc->ip, acc->nip, sizeof(pairip), cmp_pairip);
+	if (!rc)
+		rc = put_chunks(ix, seg, 'i', acc->ip, acc->nip, 16);
+	if (!rc)
+		rc = put_chunks(ix, seg, 'r', acc->r, acc->nr, 4);
+	if (!rc)
+		rc = put_chunks(ix, seg, 't', acc->t, acc->nt, 4);
+	if (!rc)
+		rc = qli_index_put_dir(ix, sf);
+	return rc;
+}
+
+int qli_index_drop(qli_index *ix, int64_t bucket_start, uint32_t gen)
+{
+	static const char types[] = "BDS";
+	uint8_t pre[1 + SEGKEY];
+	int rc = 0;
+
+	segkey(pre + 1, bucket_start, gen);
+	for (int i = 0; i < 3 && !rc; i++) {
+		pre[0] = (uint8_t)types[i];
+		rc = drop_prefix(ix, pre, sizeof(pre));
+	}
+	return rc;
+}
+
+int qli_index_commit(qli_index *ix)
+{
+	int mrc;
+
+	if (!ix || !ix->wtxn)
+		return 0;
+	mrc = mdb_txn_commit(ix->wtxn);
+	ix->wtxn = NULL;
+	return mrc ? mdb_fail(mrc, "commit") : 0;
+}
+
+void qli_index_abort(qli_index *ix)
+{
+	if (ix && ix->wtxn) {
+		mdb_txn_abort(ix->wtxn);
+		ix->wtxn = NULL;
+	}
+}
+
+/* ---- reading ---- */
+
+static int rtxn_get(MDB_txn *txn, MDB_dbi dbi, const uint8_t *k, size_t klen,
+		    MDB_val *v)
+{
+	MDB_val key = { klen, (void *)k };
+	int mrc = mdb_get(txn, dbi, &key, v);
+
+	if (mrc == MDB_NOTFOUND)
+		return QL_ENOTFOUND;
+	return mrc ? mdb_fail(mrc, "get") : 0;
+}
+
+static int dir_parse(const MDB_val *v, qli_segfile *sf)
+{
+	const uint8_t *p = v->mv_data;
+	uint32_t n;
+
+	if (v->mv_size < DIR_FIXED || p[0] != 1)
+		return qli_err(QL_ECORRUPT, "index: bad directory entry");
+	n = qli_get32(p + 4);
+	if (v->mv_size != DIR_FIXED + (size_t)n * BLKENT)
+		return qli_err(QL_ECORRUPT, "index: directory size");
+	sf->sealed = p[1];
+	sf->size = qli_get64(p + 8);
+	sf->seal_checksum = qli_get64(p + 16);
+	free(sf->blk);
+	sf->blk = malloc((n ? n : 1) * sizeof(*sf->blk));
+	if (!sf->blk)
+		return qli_err(QL_ENOMEM, "out of memory");
+	sf->nblk = sf->blkcap = n;
+	sf->nrec = sf->raw_bytes = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		qli_blkent_unpack(&sf->blk[i], p + DIR_FIXED +
+						       (size_t)i * BLKENT);
+		if (!i || sf->blk[i].min_ts < sf->min_ts)
+			sf->min_ts = sf->blk[i].min_ts;
+		if (!i || sf->blk[i].max_ts > sf->max_ts)
+			sf->max_ts = sf->blk[i].max_ts;
+		sf->nrec += sf->blk[i].nrec;
+		sf->raw_bytes += sf->blk[i].raw_len;
+	}
+	return 0;
+}
+
+int qli_index_check(qli_index *ix, const qli_segfile *sf, uint32_t *nblk,
+		    int *sealed_ok)
+{
+	uint8_t key[1 + SEGKEY];
+	qli_segfile d;
+	MDB_txn *txn = NULL;
+	MDB_val v;
+	int rc, mrc;
+
+	*nblk = 0;
+	*sealed_ok = 0;
+	memset(&d, 0, sizeof(d));
+	mrc = mdb_txn_begin(ix->reg->env, NULL, MDB_RDONLY, &txn);
+	if (mrc)
+		return mdb_fail(mrc, "begin");
+	key[0] = 'D';
+	segkey(key + 1, sf->bucket_start, sf->gen);
+	rc = rtxn_get(txn, ix->reg->dbi, key, sizeof(key), &v);
+	if (!rc)
+		rc = dir_parse(&v, &d);
+	mdb_txn_abort(txn);
+	if (rc == QL_ENOTFOUND || rc == QL_ECORRUPT) {
+		free(d.blk);
+		qli_clear_err();
+		return 0;
+	}
+	if (rc)
+		return rc;
+	if (d.sealed) {
+		*sealed_ok = sf->sealed && d.nblk == sf->nblk &&
+			     d.seal_checksum == sf->seal_checksum;
+		*nblk = *sealed_ok ? sf->nblk : 0;
+	} else {
+		uint32_t i = 0;
+
+		while (i < d.nblk && i < sf->nblk &&
+		       d.blk[i].checksum == sf->blk[i].checksum &&
+		       d.blk[i].off == sf->blk[i].off)
+			i++;
+		*nblk = i;
+	}
+	free(d.blk);
+	return 0;
+}
+
+static int summary_parse(const MDB_val *v, uint32_t *nr, uint32_t *nt,
+			 uint32_t *ni)
+{
+	const uint8_t *p = v->mv_data;
+
+	if (v->mv_size < 12)
+		return -1;
+	*nr = qli_get32(p);
+	*nt = qli_get32(p + 4);
+	*ni = qli_get32(p + 8);
+	if (v->mv_size != 12 + 4 * ((size_t)*nr + *nt) + 16 * (size_t)*ni)
+		return -1;
+	return 0;
+}
+
+int qli_index_load_acc(qli_index *ix, const qli_segfile *sf, uint32_t nblk,
+		       qli_segacc *acc)
+{
+	uint8_t key[1 + SEGKEY + 4];
+	qli_summary s = { 0 };
+	MDB_txn *txn = NULL;
+	int rc = 0, mrc;
+
+	mrc = mdb_txn_begin(ix->reg->env, NULL, MDB_RDONLY, &txn);
+	if (mrc)
+		return mdb_fail(mrc, "begin");
+	key[0] = 'B';
+	segkey(key + 1, sf->bucket_start, sf->gen);
+	for (uint32_t b = 0; b < nblk && !rc; b++) {
+		uint32_t nr, nt, ni;
+		const uint8_t *p;
+		MDB_val v;
+
+		put_be32(key + 1 + SEGKEY, b);
+		rc = rtxn_get(txn, ix->reg->dbi, key, sizeof(key), &v);
+		if (!rc && summary_parse(&v, &nr, &nt, &ni))
+			rc = qli_err(QL_ECORRUPT, "index: bad block summary");
+		if (!rc)
+			rc = sum_reserve(&s, nr > nt ? (nr > ni ? nr : ni)
+						     : (nt > ni ? nt : ni));
+		if (rc)
+			break;
+		p = (const uint8_t *)v.mv_data + 12;
+		for (uint32_t i = 0; i < nr; i++, p += 4)
+			s.r[i] = qli_get32(p);
+		for (uint32_t i = 0; i < nt; i++, p += 4)
+			s.t[i] = qli_get32(p);
+		memcpy(s.ip, p, 16 * (size_t)ni);
+		s.nr = nr;
+		s.nt = nt;
+		s.ni = ni;
+		rc = qli_segacc_add(acc, &s, b);
+	}
+	mdb_txn_abort(txn);
+	qli_summary_free(&s);
+	return rc;
+}
+
+int qli_index_segments(qli_index *ix,
+		       int (*fn)(int64_t bucket_start, uint32_t gen, void *),
+		       void *ctx)
+{
+	MDB_cursor *cur;
+	MDB_txn *txn = NULL;
+	MDB_val k, v;
+	uint8_t pre = 'D';
+	int mrc, rc = 0;
+
+	mrc = mdb_txn_begin(ix->reg->env, NULL, MDB_RDONLY, &txn);
+	if (!mrc)
+		mrc = mdb_cursor_open(txn, ix->reg->dbi, &cur);
+	if (mrc)
+		return mdb_fail(mrc, "begin");
+	k.mv_size = 1;
+	k.mv_data = &pre;
+	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	     !mrc && !rc; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		const uint8_t *p = k.mv_data;
+		uint64_t u = 0;
+
+		if (k.mv_size != 1 + SEGKEY || p[0] != 'D')
+			break;
+		for (int i = 0; i < 8; i++)
+			u = u << 8 | p[1 + i];
+		rc = fn((int64_t)(u ^ (1ULL << 63)), get_be32(p + 9), ctx);
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+int qli_index_begin(qli_index *ix, qli_ixread **out)
+{
+	qli_ixread *rt = calloc(1, sizeof(*rt));
+	int mrc;
+
+	*out = NULL;
+	if (!rt)
+		return qli_err(QL_ENOMEM, "out of memory");
+	mrc = mdb_txn_begin(ix->reg->env, NULL, MDB_RDONLY, &rt->txn);
+	if (!mrc)
+		mrc = mdb_cursor_open(rt->txn, ix->reg->dbi, &rt->cur);
+	if (mrc) {
+		if (rt->txn)
+			mdb_txn_abort(rt->txn);
+		free(rt);
+		return mdb_fail(mrc, "begin read");
+	}
+	rt->dbi = ix->reg->dbi;
+	*out = rt;
+	return 0;
+}
+
+void qli_index_end(qli_ixread *rt)
+{
+	if (!rt)
+		return;
+	mdb_cursor_close(rt->cur);
+	mdb_txn_abort(rt->txn);
+	free(rt);
+}
+
+int qli_index_get_dir(qli_ixread *rt, int64_t bucket_start, uint32_t gen,
+		      int64_t bucket_width, qli_segfile *sf)
+{
+	uint8_t key[1 + SEGKEY];
+	MDB_val v;
+	int rc;
+
+	memset(sf, 0, sizeof(*sf));
+	sf->fd = -1;
+	key[0] = 'D';
+	segkey(key + 1, bucket_start, gen);
+	rc = rtxn_get(rt->txn, rt->dbi, key, sizeof(key), &v);
+	if (rc)
+		return rc;
+	qli_seg_name(sf->name, bucket_start, gen);
+	sf->bucket_start = bucket_start;
+	sf->bucket_width = bucket_width;
+	sf->gen = gen;
+	rc = dir_parse(&v, sf);
+	sf->file_size = sf->size;
+	return rc;
+}
+
+static void mark(uint8_t *bits, uint32_t blk, uint32_t nblk)
+{
+	if (blk < nblk)
+		bits[blk / 8] |= (uint8_t)(1u << (blk % 8));
+}
+
+/* Marks the blocks of every key in [lo, hi] (big-endian byte keys). */
+static int chunk_scan(const MDB_val *v, const uint8_t *lo, const uint8_t *hi,
+		      size_t ksize, uint8_t *bits, uint32_t nblk)
+{
+	const uint8_t *p = v->mv_data, *end = p + v->mv_size, *q;
+	uint32_t nkeys;
+
+	if (v->mv_size < 4 || p[2] != ksize)
+		return qli_err(QL_ECORRUPT, "index: bad chunk");
+	nkeys = (uint32_t)p[0] | (uint32_t)p[1] << 8;
+	if (v->mv_size < 4 + (size_t)nkeys * ksize)
+		return qli_err(QL_ECORRUPT, "index: chunk truncated");
+	q = p + 4 + (size_t)nkeys * ksize;
+	for (uint32_t k = 0; k < nkeys; k++) {
+		const uint8_t *key = p + 4 + (size_t)k * ksize;
+		int in = memcmp(key, lo, ksize) >= 0 &&
+			 memcmp(key, hi, ksize) <= 0;
+		uint32_t cnt, b = 0, d;
+
+		if (get_varint(&q, end, &cnt))
+			return qli_err(QL_ECORRUPT, "index: chunk postings");
+		for (uint32_t i = 0; i < cnt; i++) {
+			if (get_varint(&q, end, &d))
+				return qli_err(QL_ECORRUPT,
+					       "index: chunk postings");
+			b += d;
+			if (in)
+				mark(bits, b, nblk);
+		}
+		if (memcmp(key, hi, ksize) > 0)
+			break;
+	}
+	return 0;
+}
+
+static int sealed_lookup(qli_ixread *rt, const qli_segfile *sf, char type,
+			 const uint8_t *lo, const uint8_t *hi, size_t ksize,
+			 uint8_t *bits)
+{
+	uint8_t key[2 + SEGKEY + 16];
+	size_t plen = 2 + SEGKEY;
+	MDB_val k, v;
+	int mrc, rc = 0;
+
+	key[0] = 'S';
+	segkey(key + 1, sf->bucket_start, sf->gen);
+	key[1 + SEGKEY] = (uint8_t)type;
+	memcpy(key + plen, lo, ksize);
+	k.mv_size = plen + ksize;
+	k.mv_data = key;
+	mrc = mdb_cursor_get(rt->cur, &k, &v, MDB_SET_RANGE);
+	/* the chunk holding lo starts at or before it: step back one unless
+	 * we landed on a chunk that starts exactly at lo */
+	if (mrc == MDB_NOTFOUND)
+		mrc = mdb_cursor_get(rt->cur, &k, &v, MDB_LAST);
+	else if (!mrc && (k.mv_size != plen + ksize ||
+			  memcmp(k.mv_data, key, plen + ksize)))
+		mrc = mdb_cursor_get(rt->cur, &k, &v, MDB_PREV);
+	if (mrc == MDB_NOTFOUND || (!mrc && (k.mv_size != plen + ksize ||
+					     memcmp(k.mv_data, key, plen)))) {
+		/* before the first chunk of this type: start at it */
+		k.mv_size = plen;
+		k.mv_data = key;
+		mrc = mdb_cursor_get(rt->cur, &k, &v, MDB_SET_RANGE);
+	}
+	for (; !mrc; mrc = mdb_cursor_get(rt->cur, &k, &v, MDB_NEXT)) {
+		const uint8_t *kp = k.mv_data;
+
+		if (k.mv_size != plen + ksize || memcmp(kp, key, plen) ||
+		    memcmp(kp + plen, hi, ksize) > 0)
+			break;
+		rc = chunk_scan(&v, lo, hi, ksize, bits, sf->nblk);
+		if (rc)
+			return rc;
+	}
+	if (mrc && mrc != MDB_NOTFOUND)
+		return mdb_fail(mrc, "lookup");
+	return 0;
+}
+
+/* In an unsealed segment: every block whose summary holds a key in
+ * range, or that has no summary (not indexed yet: a candidate). */
+static int summary_lookup(qli_ixread *rt, const qli_segfile *sf, int roles,
+			  uint32_t hash, const uint8_t *lo, const uint8_t *hi,
+			  uint8_t *bits)
+{
+	uint8_t key[1 + SEGKEY + 4];
+
+	key[0] = 'B';
+	segkey(key + 1, sf->bucket_start, sf->gen);
+	for (uint32_t b = 0; b < sf->nblk; b++) {
+		uint32_t nr, nt, ni, lo_i, hi_i;
+		const uint8_t *p;
+		MDB_val v;
+		int rc;
+
+		put_be32(key + 1 + SEGKEY, b);
+		rc = rtxn_get(rt->txn, rt->dbi, key, sizeof(key), &v);
+		if (rc == QL_ENOTFOUND || (!rc && summary_parse(&v, &nr, &nt,
+								&ni))) {
+			mark(bits, b, sf->nblk);
+			continue;
+		}
+		if (rc)
+			return rc;
+		p = (const uint8_t *)v.mv_data + 12;
+		if (lo) {
+			/* lower bound of lo among the sorted addresses */
+			const uint8_t *ips = p + 4 * ((size_t)nr + nt);
+
+			lo_i = 0;
+			hi_i = ni;
+			while (lo_i < hi_i) {
+				uint32_t m = (lo_i + hi_i) / 2;
+
+				if (memcmp(ips + 16 * (size_t)m, lo, 16) < 0)
+					lo_i = m + 1;
+				else
+					hi_i = m;
+			}
+			if (lo_i < ni &&
+			    memcmp(ips + 16 * (size_t)lo_i, hi, 16) <= 0)
+				mark(bits, b, sf->nblk);
+			continue;
+		}
+		for (int role = 0; role < 2; role++) {
+			const uint8_t *arr = role ? p + 4 * (size_t)nr : p;
+			uint32_t n = role ? nt : nr;
+
+			if (!(roles & (role ? QLI_LOOK_TGT : QLI_LOOK_REQ)))
+				continue;
+			lo_i = 0;
+			hi_i = n;
+			while (lo_i < hi_i) {
+				uint32_t m = (lo_i + hi_i) / 2;
+
+				if (qli_get32(arr + 4 * (size_t)m) < hash)
+					lo_i = m + 1;
+				else
+					hi_i = m;
+			}
+			if (lo_i < n && qli_get32(arr + 4 * (size_t)lo_i) ==
+						hash)
+				mark(bits, b, sf->nblk);
+		}
+	}
+	return 0;
+}
+
+int qli_index_lookup_handle(qli_ixread *rt, const qli_segfile *sf,
+			    uint32_t hash, int roles, uint8_t *bits)
+{
+	uint8_t k[4];
+	int rc = 0;
+
+	if (!sf->sealed)
+		return summary_lookup(rt, sf, roles, hash, NULL, NULL, bits);
+	put_be32(k, hash);
+	if (roles & QLI_LOOK_REQ)
+		rc = sealed_lookup(rt, sf, 'r', k, k, 4, bits);
+	if (!rc && (roles & QLI_LOOK_TGT))
+		rc = sealed_lookup(rt, sf, 't', k, k, 4, bits);
+	return rc;
+}
+
+int qli_index_lookup_ip(qli_ixread *rt, const qli_segfile *sf,
+			const uint8_t lo[16], const uint8_t hi[16],
+			uint8_t *bits)
+{
+	if (!sf->sealed)
+		return summary_lookup(rt, sf, 0, 0, lo, hi, bits);
+	return sealed_lookup(rt, sf, 'i', lo, hi, 16, bits);
+}
