@@ -16,7 +16,10 @@
 
 #define IX_DIR "index"
 #define IX_MAPSIZE ((size_t)1 << 36) /* 64 GiB of address space, sparse */
-#define CHUNK_KEYS 128
+#define CHUNK_KEYS 256
+/* A chunk stays under half a 4 KiB page: LMDB moves larger values to
+ * overflow pages of their own, wasting most of a page each. */
+#define CHUNK_BYTES 1800
 #define SEGKEY 12
 #define DIR_FIXED 24
 #define BLKENT 48
@@ -425,8 +428,8 @@ static int wtxn(qli_index *ix, MDB_txn **out)
 	return 0;
 }
 
-static int put(qli_index *ix, const void *k, size_t klen, const void *v,
-	       size_t vlen)
+static int put_flags(qli_index *ix, const void *k, size_t klen,
+		     const void *v, size_t vlen, unsigned flags)
 {
 	MDB_val key = { klen, (void *)k }, val = { vlen, (void *)v };
 	MDB_txn *txn = NULL;
@@ -434,8 +437,16 @@ static int put(qli_index *ix, const void *k, size_t klen, const void *v,
 
 	if (rc)
 		return rc;
-	mrc = mdb_put(txn, ix->reg->dbi, &key, &val, 0);
+	mrc = mdb_put(txn, ix->reg->dbi, &key, &val, flags);
+	if (mrc == MDB_KEYEXIST && (flags & MDB_APPEND))
+		mrc = mdb_put(txn, ix->reg->dbi, &key, &val, 0);
 	return mrc ? mdb_fail(mrc, "put") : 0;
+}
+
+static int put(qli_index *ix, const void *k, size_t klen, const void *v,
+	       size_t vlen)
+{
+	return put_flags(ix, k, klen, v, vlen, 0);
 }
 
 int qli_index_put_block(qli_index *ix, const qli_segfile *sf, uint32_t blk,
@@ -588,8 +599,16 @@ static int put_chunks(qli_index *ix, const uint8_t seg[SEGKEY], char type,
 	while (i < n && !rc) {
 		size_t nkeys = 0, j = i, kn = 0;
 
+		size_t est = 4;
+
 		while (j < n && nkeys < CHUNK_KEYS) {
-			j = key_run(pairs, j, n, ksize);
+			size_t e = key_run(pairs, j, n, ksize);
+
+			/* worst case 5 bytes a varint */
+			est += ksize + 5 * (1 + e - j);
+			if (nkeys && est > CHUNK_BYTES)
+				break;
+			j = e;
 			nkeys++;
 		}
 		v.len = 0;
@@ -621,7 +640,11 @@ static int put_chunks(qli_index *ix, const uint8_t seg[SEGKEY], char type,
 		memcpy(key + 1, seg, SEGKEY);
 		key[1 + SEGKEY] = (uint8_t)type;
 		memcpy(key + 2 + SEGKEY, v.p + 4, ksize);
-		rc = put(ix, key, 2 + SEGKEY + ksize, v.p, v.len);
+		/* sealing goes in time order, so a segment's chunks are
+		 * mostly the largest keys yet: appending fills pages fully
+		 * instead of splitting them in halves */
+		rc = put_flags(ix, key, 2 + SEGKEY + ksize, v.p, v.len,
+			       MDB_APPEND);
 		i = j;
 	}
 	qli_buf_free(&v);

@@ -48,6 +48,14 @@ static int64_t real_clock(void *ctx)
 	return (int64_t)ts.tv_sec * QLI_US_PER_S + ts.tv_nsec / 1000;
 }
 
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * QLI_US_PER_S + ts.tv_nsec / 1000;
+}
+
 int64_t qli_now(const ql_store *s)
 {
 	return s->opt.clock(s->opt.clock_ctx);
@@ -371,14 +379,6 @@ static void fail(ql_store *s, int rc)
 	}
 }
 
-static int64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * QLI_US_PER_S + ts.tv_nsec / 1000;
-}
-
 /* The index is derived data: when it fails, indexing stops for this
  * session but appends go on; readers scan what it does not cover and the
  * next open (or ql_reindex) rebuilds it. */
@@ -623,9 +623,15 @@ static int seal_bucket(ql_store *s, qli_bucket *b)
 }
 
 /* Decides, under mu, which buckets are due for sealing and freezes their
- * memtables so their records are written before the seal. */
+ * memtables so their records are written before the seal. A bucket is due
+ * once the store's clock has passed its end plus the grace period and no
+ * record has arrived for it for a second of real time: live, the clock
+ * decides; an import of history (a clock far ahead of the records) does
+ * not seal the bucket it is still filling, which would only scatter it
+ * over generations. Closing seals every bucket whose time is over. */
 static int plan_seals(ql_store *s, int64_t now)
 {
+	int64_t mono = mono_us();
 	int any = 0;
 
 	for (size_t i = 0; i < s->nbuckets; i++) {
@@ -633,6 +639,10 @@ static int plan_seals(ql_store *s, int64_t now)
 
 		if (b->start + s->opt.bucket_width_us + s->opt.seal_grace_us >
 		    now)
+			continue;
+		if (!s->stop && b->last_append &&
+		    mono - b->last_append < QLI_US_PER_S &&
+		    s->maint_req == s->maint_done)
 			continue;
 		if (b->active || b->mt) {
 			freeze(s, b);
@@ -757,8 +767,9 @@ static void *writer_main(void *arg)
 			  (s->stop && s->seq > s->durable_seq);
 		do_maint = s->maint_req > s->maint_done ||
 			   s->reindex_req > s->reindex_done ||
+			   (s->stop && !s->final_maint) ||
 			   (s->opt.maintenance_interval_ms > 0 &&
-			    now >= s->next_maint);
+			    mono_us() >= s->next_maint);
 		if (!s->qhead && !do_sync && !do_maint) {
 			struct timespec ts;
 
@@ -795,8 +806,10 @@ static void *writer_main(void *arg)
 				freeze(s, s->buckets[i]);
 		}
 		if (do_maint) {
+			if (s->stop)
+				s->final_maint = 1;
 			plan_seals(s, now);
-			s->next_maint = now + (int64_t)s->opt
+			s->next_maint = mono_us() + (int64_t)s->opt
 				.maintenance_interval_ms * 1000;
 		}
 		uint64_t maint_target = s->maint_req;
@@ -1082,7 +1095,7 @@ int ql_open(ql_store **out, const char *dir, const ql_options *opts)
 		}
 		if (rc)
 			goto fail;
-		s->next_maint = qli_now(s);
+		s->next_maint = mono_us();
 		if (pthread_create(&s->thread, NULL, writer_main, s)) {
 			rc = qli_err(QL_ENOMEM, "cannot start writer thread");
 			goto fail;
@@ -1201,6 +1214,8 @@ static int canon_one(const ql_store *s, const ql_record *r, int64_t now,
 static int take_records(ql_store *s, const ql_record *recs, size_t n,
 			const canon *c)
 {
+	int64_t mono = mono_us();
+
 	for (size_t i = 0; i < n; i++) {
 		int64_t bs = bucket_of(s, recs[i].ts);
 		qli_bucket *b = bucket_find(s, bs, 1);
@@ -1209,6 +1224,7 @@ static int take_records(ql_store *s, const ql_record *recs, size_t n,
 
 		if (!b)
 			return qli_err(QL_ENOMEM, "out of memory");
+		b->last_append = mono;
 		mt = b->mt;
 		if (!mt) {
 			mt = calloc(1, sizeof(*mt));

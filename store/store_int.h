@@ -34,6 +34,7 @@ typedef struct qli_bucket {
 	int dirty;            /* active has unsynced writes */
 	qli_memtable *mt;     /* collecting records, or NULL */
 	int sealing;          /* due: maintenance seals it */
+	int64_t last_append;  /* monotonic us of the last record taken */
 	qli_segacc *acc;      /* index keys of active, for its seal */
 	int ix_dirty;         /* active's directory entry is stale */
 } qli_bucket;
@@ -50,6 +51,7 @@ struct ql_store {
 	pthread_t thread;
 	int thread_started;
 	int stop;
+	int final_maint;       /* the closing maintenance pass has run */
 
 	qli_bucket **buckets;
 	size_t nbuckets, capbuckets;
@@ -61,7 +63,7 @@ struct ql_store {
 	uint64_t sync_req;     /* highest seq a caller wants durable */
 	uint64_t durable_seq;  /* all records <= this are durable */
 	uint64_t maint_req, maint_done;
-	int64_t next_maint;    /* when periodic maintenance runs next */
+	int64_t next_maint;    /* monotonic us of the next periodic run */
 	int dir_dirty;         /* segdir has unsynced entries */
 
 	int failed;            /* sticky error of the writer, or 0 */

@@ -59,10 +59,14 @@ enum lt_exit {
 /* Every option of every command. --help lists a command's options in this
  * order, so keep it the order of the synopses. */
 enum opt_id {
+	OPT_HANDLE,
+	OPT_ROLE,
+	OPT_IP,
 	OPT_SINCE,
 	OPT_UNTIL,
 	OPT_OUTPUT,
 	OPT_LIMIT,
+	OPT_COUNTONLY,
 	OPT_NOW,
 	OPT_HELP,
 	OPT_COUNT
@@ -78,6 +82,13 @@ struct opt_spec {
 };
 
 static const struct opt_spec opt_specs[OPT_COUNT] = {
+	[OPT_HANDLE] = { "handle", 0, "H",
+			 "records of this handle (E.164 phone or email)" },
+	[OPT_ROLE] = { "role", 0, "R",
+		       "requester (pen register), target (trap and trace) or "
+		       "any (default)" },
+	[OPT_IP] = { "ip", 0, "ADDR[/PREFIX]",
+		     "records from this address or network (IPv4 or IPv6)" },
 	[OPT_SINCE] = { "since", 0, "T",
 			"start of the time window, inclusive "
 			"(default: oldest)" },
@@ -85,6 +96,8 @@ static const struct opt_spec opt_specs[OPT_COUNT] = {
 			"end of the time window, exclusive (default: no end)" },
 	[OPT_OUTPUT] = { "output", 'o', "FMT", NULL },
 	[OPT_LIMIT] = { "limit", 0, "N", "print at most N records" },
+	[OPT_COUNTONLY] = { "count", 0, NULL,
+			    "print only the number of matching records" },
 	[OPT_NOW] = { "now", 0, "T",
 		      "take T as the current time (default: the real time)" },
 	[OPT_HELP] = { "help", 'h', NULL, "print this help and exit" },
@@ -122,6 +135,8 @@ static int run_import(struct args *a);
 static int run_scan(struct args *a);
 static int run_stat(struct args *a);
 static int run_verify(struct args *a);
+static int run_query(struct args *a);
+static int run_reindex(struct args *a);
 
 static const char *const scan_formats[] = { "text", "json", "csv", NULL };
 static const char *const info_formats[] = { "text", "json", NULL };
@@ -171,6 +186,46 @@ static const struct command commands[] = {
 			 "-o json prints the NDJSON that import reads.",
 		.exits = "0 records printed, 1 no record matched, "
 			 "2 usage error, 3 error",
+	},
+	{
+		.name = "query",
+		.run = run_query,
+		.opts = OPT_BIT(OPT_HANDLE) | OPT_BIT(OPT_ROLE) |
+			OPT_BIT(OPT_IP) | OPT_BIT(OPT_SINCE) |
+			OPT_BIT(OPT_UNTIL) | OPT_BIT(OPT_OUTPUT) |
+			OPT_BIT(OPT_LIMIT) | OPT_BIT(OPT_COUNTONLY) |
+			OPT_BIT(OPT_NOW),
+		.pos_names = { "DIR", NULL },
+		.min_pos = 1,
+		.formats = scan_formats,
+		.usage = "query DIR (--handle H [--role requester|target|any] |"
+			 " --ip ADDR[/PREFIX])\n"
+			 "                    [--since T] [--until T] "
+			 "[-o text|json|csv] [--count]\n"
+			 "                    [--limit N] [--now T]",
+		.summary = "records of one handle, address or network",
+		.about = "Prints, in time order, the records of the store in DIR "
+			 "that match one\nsubject: a handle as requester (pen "
+			 "register), as target (trap and\ntrace) or either, or "
+			 "an IP address or CIDR network. Uses the index;\nthe "
+			 "store is opened read-only and a writer may be running.",
+		.exits = "0 something matched, 1 nothing matched, "
+			 "2 usage error, 3 error",
+	},
+	{
+		.name = "reindex",
+		.run = run_reindex,
+		.opts = OPT_BIT(OPT_NOW),
+		.pos_names = { "DIR", NULL },
+		.min_pos = 1,
+		.usage = "reindex DIR [--now T]",
+		.summary = "rebuild the index from the segments",
+		.about = "Rebuilds the index of the store in DIR from its "
+			 "segment files. The index is\nderived data: queries "
+			 "answer the same before and after. Needs the writer\n"
+			 "lock: stop the server first (exit 4 otherwise).",
+		.exits = "0 success, 2 usage error, 3 error, 4 store locked "
+			 "by another writer",
 	},
 	{
 		.name = "stat",
@@ -1346,6 +1401,110 @@ static int run_scan(struct args *a)
 close_store:
 	ql_close(store);
 	return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* query, reindex                                                         */
+/* ---------------------------------------------------------------------- */
+
+static int parse_subject(struct args *a, ql_query *q)
+{
+	const char *role = a->opt[OPT_ROLE];
+
+	if (!a->opt[OPT_HANDLE] == !a->opt[OPT_IP])
+		return usage_error(a->cmd, "give exactly one of --handle and "
+				   "--ip");
+	if (a->opt[OPT_IP]) {
+		if (role)
+			return usage_error(a->cmd, "--role goes with --handle");
+		q->match = QL_MATCH_IP;
+		if (ql_cidr_parse(q->ip, &q->prefix_len, a->opt[OPT_IP],
+				  "--ip") != QL_OK)
+			return usage_error(a->cmd, "%s", lib_msg(QL_EINVAL));
+		return LT_RUN;
+	}
+	q->match = QL_MATCH_HANDLE;
+	q->handle = a->opt[OPT_HANDLE];
+	if (!role || !strcmp(role, "any"))
+		q->role = QL_ROLE_ANY;
+	else if (!strcmp(role, "requester"))
+		q->role = QL_ROLE_REQUESTER;
+	else if (!strcmp(role, "target"))
+		q->role = QL_ROLE_TARGET;
+	else
+		return usage_error(a->cmd, "--role \"%s\": must be requester, "
+				   "target or any", role);
+	return LT_RUN;
+}
+
+static int run_query(struct args *a)
+{
+	const char *fmt = a->opt[OPT_OUTPUT] ? a->opt[OPT_OUTPUT] : "text";
+	ql_query q = QL_QUERY_INIT;
+	ql_store *store;
+	ql_cursor *cur;
+	uint64_t limit, printed = 0;
+	int rc;
+
+	rc = parse_subject(a, &q);
+	if (rc == LT_RUN)
+		rc = parse_window(a, &q);
+	if (rc == LT_RUN)
+		rc = parse_limit(a, &limit);
+	if (rc != LT_RUN)
+		return rc;
+	rc = open_store(&store, a, QL_OPEN_READONLY);
+	if (rc != LT_OK)
+		return rc;
+	rc = ql_cursor_open(&cur, store, &q);
+	if (rc != QL_OK) {
+		/* a malformed handle is the user's: say so as usage */
+		rc = rc == QL_EINVAL ? usage_error(a->cmd, "%s",
+						   lib_msg(QL_EINVAL))
+				     : lib_error(rc);
+		goto close_store;
+	}
+	if (a->opt[OPT_COUNTONLY]) {
+		const ql_record *r;
+
+		while (printed < limit &&
+		       (rc = ql_cursor_next(cur, &r)) == QL_ROW)
+			printed++;
+		rc = rc < 0 ? lib_error(rc) : LT_OK;
+		if (rc == LT_OK)
+			printf("%" PRIu64 "\n", printed);
+	} else {
+		rc = scan_rows(cur, find_printer(fmt), limit, &printed);
+	}
+	if (rc == LT_OK && printed == 0)
+		rc = LT_NONE;
+	ql_cursor_close(cur);
+close_store:
+	ql_close(store);
+	return rc;
+}
+
+static int run_reindex(struct args *a)
+{
+	ql_store *store;
+	ql_stats st;
+	int rc;
+
+	rc = open_store(&store, a, 0);
+	if (rc != LT_OK)
+		return rc;
+	rc = ql_reindex(store);
+	if (rc == QL_OK)
+		rc = ql_stat(store, &st);
+	if (rc != QL_OK) {
+		rc = lib_error(rc);
+		ql_close(store);
+		return rc;
+	}
+	fprintf(stderr, "logtool: reindexed %" PRIu64 " segments, %" PRIu64
+		" records\n", st.reindexed_segments, st.records);
+	rc = ql_close(store);
+	return rc == QL_OK ? LT_OK : lib_error(rc);
 }
 
 /* ---------------------------------------------------------------------- */
