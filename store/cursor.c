@@ -458,7 +458,8 @@ static int next_bucket(ql_cursor *c)
 						      (uint32_t)i, j };
 		}
 	}
-	qsort(c->pend, c->npend, sizeof(*c->pend), pend_cmp);
+	if (c->npend)
+		qsort(c->pend, c->npend, sizeof(*c->pend), pend_cmp);
 	c->segpos = hi;
 	return 0;
 }

@@ -695,9 +695,13 @@ int qli_index_seal(qli_index *ix, const qli_segfile *sf, qli_segacc *acc)
 	pre[0] = 'S';
 	if (!rc)
 		rc = drop_prefix(ix, pre, sizeof(pre));
-	qsort(acc->r, acc->nr, sizeof(pair32), cmp_pair32);
-	qsort(acc->t, acc->nt, sizeof(pair32), cmp_pair32);
-	qsort(acc->ip, acc->nip, sizeof(pairip), cmp_pairip);
+	/* (qsort of an empty, NULL array is undefined behaviour) */
+	if (acc->nr)
+		qsort(acc->r, acc->nr, sizeof(pair32), cmp_pair32);
+	if (acc->nt)
+		qsort(acc->t, acc->nt, sizeof(pair32), cmp_pair32);
+	if (acc->nip)
+		qsort(acc->ip, acc->nip, sizeof(pairip), cmp_pairip);
 	if (!rc)
 		rc = put_chunks(ix, seg, 'i', acc->ip, acc->nip, 16);
 	if (!rc)

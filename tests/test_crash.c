@@ -179,7 +179,8 @@ static int check_store(const char *dir, idset *acked, int64_t *max_ts)
 	}
 	ql_cursor_close(c);
 	ql_close(s);
-	qsort(seen.v, seen.n, sizeof(*seen.v), cmp_u64);
+	if (seen.n)
+		qsort(seen.v, seen.n, sizeof(*seen.v), cmp_u64);
 	for (size_t i = 1; i < seen.n; i++)
 		if (seen.v[i] == seen.v[i - 1]) {
 			fprintf(stderr, "record %llu appears twice\n",
