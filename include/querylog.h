@@ -144,7 +144,9 @@ typedef struct ql_options {
 	 * day, or a whole number of days (at most 7). Fixed at creation;
 	 * a later open with a different non-zero value is QL_EINVAL. */
 	int64_t bucket_width_us;
-	/* Retention period, microseconds. Default 30 days. */
+	/* Retention period, microseconds. Default 30 days. A writer that
+	 * sets it records it in the store, so every reader (logtool) applies
+	 * the same period; 0 = the store's recorded value (30 days if none). */
 	int64_t retention_us;
 	/* How far in the future a record's time may be, microseconds.
 	 * Default 5 minutes. */
@@ -175,10 +177,12 @@ typedef struct ql_options {
 	 * 0600 and 0700: the log is personal data. */
 	unsigned file_mode;
 	unsigned dir_mode;
+	/* Retention of the audit trail, microseconds. Default 730 days. */
+	int64_t audit_retention_us;
 } ql_options;
 
 #define QL_OPTIONS_INIT { QL_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, \
-			  NULL, NULL, 0, 0 }
+			  NULL, NULL, 0, 0, 0 }
 
 typedef struct ql_store ql_store;
 
@@ -378,6 +382,121 @@ QL_API int ql_time_format(char *out, size_t outsz, int64_t ts);
 
 /* The current time of the store's clock (option clock), microseconds. */
 QL_API int64_t ql_now(const ql_store *store);
+
+/* ---------------------------------------------------------------------- */
+/* Retention                                                               */
+/* ---------------------------------------------------------------------- */
+/*
+ * Lifetime guarantee. A segment (one bucket) is deleted whole once its
+ * whole time range is older than the retention period R and no active
+ * hold covers it. A record with time t therefore
+ *   - is never deleted before t + R (its bucket ends after t), and
+ *   - is gone - unlinked and unreadable - by t + R + W + S, where W is the
+ *     bucket width and S the sweep interval (how often ql_expire runs).
+ * Reads never return records of a segment that is past due and unheld,
+ * even before the sweep has deleted it.
+ */
+
+#define QL_EXPIRE_YOUNG 0   /* not due yet */
+#define QL_EXPIRE_HELD 1    /* due, but an active hold covers it */
+#define QL_EXPIRE_DELETE 2  /* due and unheld: deleted (or, dry run, to be) */
+
+typedef struct ql_expiry {
+	char name[64];        /* segment file, e.g. seg/... */
+	int64_t bucket_start, bucket_end;
+	uint32_t generation;
+	uint64_t records, bytes;
+	int action;           /* QL_EXPIRE_* */
+	int64_t due_at;       /* bucket_end + retention */
+	const char *held_by;  /* QL_EXPIRE_HELD: order IDs, comma-separated */
+} ql_expiry;
+
+/* Plans and (unless dry_run) carries out expiry at the store's now: every
+ * due, unheld segment is recorded in the audit trail, then unlinked, then
+ * forgotten by the index; a crash at any point leaves each segment fully
+ * there or fully gone, and the next open or sweep finishes a half-done
+ * deletion. Also marks holds whose expiry passed as lapsed and trims the
+ * audit trail to its own retention. fn (may be NULL) sees every segment's
+ * decision. who names the actor for the audit trail ("cron", "server").
+ * Works from any process (it takes the store's maintenance lock, not the
+ * writer lock), so `logtool expire` runs beside a writing server.
+ * Errors: QL_EIO, QL_ENOSPC, QL_ECORRUPT (HOLDS or audit damaged: nothing
+ * is deleted), QL_EINVAL. */
+QL_API int ql_expire(ql_store *store, int dry_run, const char *who,
+		     int (*fn)(const ql_expiry *e, void *ctx), void *ctx);
+
+/* ---------------------------------------------------------------------- */
+/* Court-order holds                                                       */
+/* ---------------------------------------------------------------------- */
+
+#define QL_HOLD_ACTIVE 0
+#define QL_HOLD_RELEASED 1
+#define QL_HOLD_LAPSED 2
+#define QL_HOLD_OPEN_END INT64_MAX /* "to" of a prospective hold */
+
+#define QL_HOLD_VERSION 1
+typedef struct ql_hold {
+	unsigned version;      /* QL_HOLD_VERSION */
+	const char *order_id;  /* unique, 1-128 printable ASCII characters */
+	int64_t from, to;      /* window [from, to]; to may be QL_HOLD_OPEN_END
+				* (a prospective hold: pins what is written
+				* while it runs) */
+	int64_t expires;       /* stops pinning then (must be in the future) */
+	int64_t period_us;     /* one extension; 0 = 30 days */
+	const char *reason;    /* required */
+	const char *placed_by; /* required */
+	const char *const *subjects; /* handles, IPs, CIDRs (recorded; a hold
+				      * pins whole segments for now) */
+	size_t nsubjects;
+	/* filled by ql_hold_list: */
+	int state;             /* QL_HOLD_* */
+	int64_t placed_at, ended_at;
+	const char *ended_by;
+} ql_hold;
+#define QL_HOLD_INIT { QL_HOLD_VERSION, NULL, 0, 0, 0, 0, NULL, NULL, NULL, \
+		       0, 0, 0, 0, NULL }
+
+/* Places a hold. A segment stays while any active hold's window overlaps
+ * its time range, past its retention. The change and who made it go to
+ * the audit trail. Works from any process (maintenance lock).
+ * Errors: QL_EEXIST (order ID used before, even if released), QL_EINVAL
+ * (bad ID, window reversed, expiry not in the future, ...). */
+QL_API int ql_hold_place(ql_store *store, const ql_hold *hold);
+
+/* Extends a hold: to new_expires, or by its period when new_expires is 0.
+ * Never shortens (QL_EINVAL). A released or lapsed hold cannot be
+ * extended (QL_EINVAL); an unknown order is QL_ENOTFOUND. */
+QL_API int ql_hold_extend(ql_store *store, const char *order_id,
+			  int64_t new_expires, const char *who);
+
+/* Releases a hold: its segments fall back to normal retention and go at
+ * the next sweep if due. QL_ENOTFOUND, or QL_EINVAL if not active. */
+QL_API int ql_hold_release(ql_store *store, const char *order_id,
+			   const char *who);
+
+/* Calls fn for every hold ever placed (released and lapsed ones too), in
+ * the order placed; the ql_hold is valid during the call only. */
+QL_API int ql_hold_list(ql_store *store,
+			int (*fn)(const ql_hold *h, void *ctx), void *ctx);
+
+/* ---------------------------------------------------------------------- */
+/* Audit trail                                                             */
+/* ---------------------------------------------------------------------- */
+
+/* Calls fn for every audit event with time >= since (0: all) and, if
+ * order_id is not NULL, about that order, oldest first. json is one JSON
+ * object (not NUL-terminated, valid during the call). The events: segment
+ * sealed and expired, hold placed, extended, released, lapsed, and queries
+ * run under an order. QL_ECORRUPT names the file and offset of damage. */
+QL_API int ql_audit_read(ql_store *store, int64_t since,
+			 const char *order_id,
+			 int (*fn)(const char *json, size_t len, void *ctx),
+			 void *ctx);
+
+/* Records in the audit trail that who ran query (a description) under
+ * order_id. Durable when it returns. */
+QL_API int ql_audit_query(ql_store *store, const char *who,
+			  const char *order_id, const char *query);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,7 @@
  * the files it started with. */
 #define _GNU_SOURCE
 #include "err.h"
+#include "hold.h"
 #include "store_int.h"
 #include "vfs.h"
 
@@ -289,8 +290,9 @@ static int plan_segment(ql_cursor *c, qli_ixread *rt, const char *name,
 
 static int load_segments(ql_cursor *c)
 {
-	int64_t w = c->s->opt.bucket_width_us;
+	int64_t w = c->s->opt.bucket_width_us, now;
 	qli_ixread *rt = NULL;
+	qli_holdset holds;
 	qli_seglist l;
 	int rc;
 
@@ -303,14 +305,24 @@ static int load_segments(ql_cursor *c)
 		qli_seglist_free(&l);
 		return qli_err(QL_ENOMEM, "out of memory");
 	}
+	/* reads never return a segment that is past due and unheld, even
+	 * before the sweep deletes it */
+	rc = qli_visible_begin(c->s, &holds);
+	if (rc) {
+		qli_seglist_free(&l);
+		return rc;
+	}
+	now = qli_now(c->s);
 	if (c->s->ix && qli_index_begin(c->s->ix, &rt))
 		rt = NULL; /* answer without the index */
 	for (size_t i = 0; i < l.n && !rc; i++) {
-		if (!overlaps(c, l.start[i], l.start[i] + w - 1))
+		if (!overlaps(c, l.start[i], l.start[i] + w - 1) ||
+		    !qli_visible(c->s, &holds, l.start[i], now))
 			continue;
 		rc = plan_segment(c, rt, l.names[i], l.start[i], l.gen[i]);
 	}
 	qli_index_end(rt);
+	qli_holds_free(&holds);
 	qli_seglist_free(&l);
 	return rc;
 }

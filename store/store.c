@@ -90,6 +90,8 @@ static int resolve_options(ql_options *o, const ql_options *in)
 		return qli_err(QL_EINVAL, "bucket_width_us %lld: must be whole "
 			       "minutes dividing a day, or 1 to 7 whole days",
 			       (long long)o->bucket_width_us);
+	if (!o->audit_retention_us)
+		o->audit_retention_us = 730 * QLI_US_PER_DAY;
 	if (!o->retention_us)
 		o->retention_us = 30 * QLI_US_PER_DAY;
 	if (o->retention_us < 0)
@@ -142,10 +144,11 @@ static int resolve_options(ql_options *o, const ql_options *in)
  */
 static int meta_write(ql_store *s)
 {
-	char buf[128];
+	char buf[160];
 	int n = snprintf(buf, sizeof(buf), "querylog-store 1\n"
-			 "bucket_width_us %lld\n",
-			 (long long)s->opt.bucket_width_us);
+			 "bucket_width_us %lld\nretention_us %lld\n",
+			 (long long)s->opt.bucket_width_us,
+			 (long long)s->opt.retention_us);
 
 	return qli_write_atomic(s->dirfd, QLI_META_FILE, buf, (size_t)n,
 				s->opt.file_mode, s->path);
@@ -166,8 +169,10 @@ static int meta_read(ql_store *s)
 	qli_vfs_cur->close(fd);
 	if (rc)
 		return rc;
-	if (sscanf(buf, "querylog-store %d\nbucket_width_us %lld\n", &version,
-		   &w) != 2)
+	long long r = 0;
+
+	if (sscanf(buf, "querylog-store %d\nbucket_width_us %lld\n"
+		   "retention_us %lld", &version, &w, &r) < 2)
 		return qli_err(QL_ECORRUPT, "%s/%s: not a querylog store file",
 			       s->path, QLI_META_FILE);
 	if (version != 1)
@@ -181,6 +186,13 @@ static int meta_read(ql_store *s)
 			       "%s was created with %lld, which is fixed",
 			       (long long)s->opt.bucket_width_us, s->path, w);
 	s->opt.bucket_width_us = w;
+	/* The retention period is the store's: readers apply what the
+	 * writer set, and a writer that sets a new one records it. */
+	if (!s->retention_given && r > 0)
+		s->opt.retention_us = r;
+	else if (s->retention_given && r != s->opt.retention_us &&
+		 !s->readonly)
+		return meta_write(s);
 	return 0;
 }
 
@@ -600,6 +612,10 @@ static int seal_bucket(ql_store *s, qli_bucket *b)
 		rc = qli_segfile_seal(b->active);
 		if (rc)
 			return rc;
+		/* the trail records every seal; failing to write it must not
+		 * stop the log itself (counted, reported by the audit) */
+		if (qli_audit_sealed(s, b->active))
+			s->audit_err++;
 		if (s->ix && !s->ix_err) {
 			qli_segacc *empty = NULL;
 
@@ -920,12 +936,16 @@ static int open_dirs(ql_store *s, unsigned flags)
 	return 0;
 }
 
-static int remove_tmp(const char *name, void *ctx)
+/* In seg/: leftovers of a crash. A *.tmp was never renamed into place; a
+ * *.del was decided for deletion (its expiry is in the audit trail): both
+ * go; their index entries are dropped as orphans by reindex_all. */
+static int remove_leftover(const char *name, void *ctx)
 {
 	int dirfd = *(int *)ctx;
 	size_t n = strlen(name);
 
-	if (n > 4 && !strcmp(name + n - 4, ".tmp"))
+	if ((n > 4 && !strcmp(name + n - 4, ".tmp")) ||
+	    (n > 4 && !strcmp(name + n - 4, ".del")))
 		qli_vfs_cur->unlinkat(dirfd, name, 0);
 	return 0;
 }
@@ -939,8 +959,10 @@ static int recover(ql_store *s)
 	qli_seglist l;
 	int rc;
 
-	qli_vfs_cur->listdir(s->dirfd, remove_tmp, &s->dirfd);
-	qli_vfs_cur->listdir(s->segdir, remove_tmp, &s->segdir);
+	/* (only the writer writes QLSTORE; HOLDS.tmp may be another
+	 * process's save in progress under the maintenance lock) */
+	qli_vfs_cur->unlinkat(s->dirfd, QLI_META_FILE ".tmp", 0);
+	qli_vfs_cur->listdir(s->segdir, remove_leftover, &s->segdir);
 	rc = qli_seglist_read(s->segdir, &l);
 	if (rc)
 		return rc;
@@ -1066,6 +1088,7 @@ int ql_open(ql_store **out, const char *dir, const ql_options *opts)
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->work, NULL);
 	pthread_cond_init(&s->done, NULL);
+	s->retention_given = opts && opts->retention_us;
 	rc = resolve_options(&s->opt, opts);
 	if (rc)
 		goto fail;

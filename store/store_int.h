@@ -85,9 +85,19 @@ struct ql_store {
 	char ix_errmsg[256];
 	uint64_t reindex_req, reindex_done;
 	uint64_t reindexed_segments; /* by the last open or ql_reindex */
+	int retention_given;   /* the caller set retention_us */
+	int audit_err;         /* a seal could not be audited (counted) */
 };
 
 int64_t qli_now(const ql_store *s);
+
+/* maint.c: which segments readers may see (not past due, or held), and
+ * the audit event of a seal. */
+struct qli_holdset;
+int qli_visible_begin(ql_store *s, struct qli_holdset *set);
+int qli_visible(ql_store *s, const struct qli_holdset *set,
+		int64_t bucket_start, int64_t now);
+int qli_audit_sealed(ql_store *s, const qli_segfile *sf);
 
 /* Lists segment names in the seg directory, sorted by (bucket, gen). */
 typedef struct qli_seglist {
