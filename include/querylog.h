@@ -322,6 +322,7 @@ typedef struct ql_segment_info {
 	int sealed;
 	uint64_t blocks, records, raw_bytes, disk_bytes;
 	int64_t min_ts, max_ts;
+	int indexed;          /* the index covers every block of it */
 	int status;           /* ql_verify: QL_OK or the damage found */
 	uint64_t bad_offset;  /* ql_verify: where the damage starts */
 } ql_segment_info;

@@ -22,10 +22,10 @@ $lt import "$store" demo.ndjson --now $now
 echo "== stat"
 $lt stat "$store" | sed -n '1,11p'
 echo "== scan one hour (first 5 rows; rows counted)"
-$lt scan "$store" --since 2026-10-20T19:00:00Z --until 2026-10-20T20:00:00Z \
+$lt scan "$store" --since 2026-10-20T19:00:00Z --until 2026-10-20T20:00:00Z --now $now \
 	--limit 5
 printf 'rows in that hour: '
-$lt scan "$store" --since 2026-10-20T19:00:00Z --until 2026-10-20T20:00:00Z \
+$lt scan "$store" --since 2026-10-20T19:00:00Z --until 2026-10-20T20:00:00Z --now $now \
 	-o csv | tail -n +2 | wc -l
 h=$(head -n 1 demo.ndjson | sed 's/.*"requester":"\([^"]*\)".*/\1/')
 echo "== whom did $h look up (pen register), last 3"
@@ -40,4 +40,17 @@ esac
 printf 'records from network %s: ' "$net"
 $lt query "$store" --ip "$net" --count --now $now
 echo "== verify"
-$lt verify "$store"
+$lt verify "$store" --now $now
+later=2026-11-10T00:00:00Z
+echo "== a court order holds 2026-10-05, then the cron audit at $later"
+$lt hold place "$store" --order DEMO-ORDER-1 --from 2026-10-05 \
+	--to 2026-10-05T23:59:59Z --until 2026-12-31 --period 90d \
+	--reason "demo preservation order" --subject "$h" --by demo --now $later
+$lt hold list "$store" --now $later
+status=0
+$lt audit "$store" --now $later || status=$?
+echo "(audit exit status $status: 1 = violations found)"
+echo "== the audit enforces retention, then finds nothing to say"
+$lt audit "$store" --enforce --now $later
+$lt audit "$store" --now $later && echo "(audit quiet, exit status 0)"
+$lt stat "$store" | sed -n '1,2p'

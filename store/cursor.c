@@ -624,6 +624,15 @@ int ql_segments(ql_store *s, int verify,
 			info.disk_bytes = sf.file_size;
 			info.min_ts = sf.min_ts;
 			info.max_ts = sf.max_ts;
+			if (s->ix) {
+				uint32_t nb;
+				int ok;
+
+				if (!qli_index_check(s->ix, &sf, &nb, &ok))
+					info.indexed = sf.sealed
+							       ? ok
+							       : nb == sf.nblk;
+			}
 			if (verify) {
 				st = qli_segfile_verify(&sf, dec, &blk,
 							&info.bad_offset);

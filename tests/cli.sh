@@ -147,5 +147,48 @@ printf 'X' | dd of="$tmp/s/seg/$seg" bs=1 seek=300 conv=notrunc 2>/dev/null
 expect 1 "verify damaged" -- "$lt" verify "$tmp/s"
 contains "$tmp/out" "$seg" "verify names the segment"
 
+# holds, expiry and the cron audit (on the undamaged copy), at a later "now" when the first
+# days of the sample are past the 30-day retention
+later=2026-11-27T00:00:00Z
+expect 0 "hold place" -- "$lt" hold place "$tmp/s2" --order "ORD-1" \
+	--from 2026-10-25 --to 2026-10-25T23:59:59Z --until 2026-12-31 \
+	--reason "test order" --subject +14155550123 --by tester --now $later
+expect 2 "hold duplicate" -- "$lt" hold place "$tmp/s2" --order "ORD-1" \
+	--from 2026-10-25 --reason r --now $later
+expect 2 "hold reversed" -- "$lt" hold place "$tmp/s2" --order "ORD-2" \
+	--from 2026-10-25 --to 2026-10-20 --reason r --now $later
+expect 0 "hold show" -- "$lt" hold show "$tmp/s2" --order ORD-1 --now $later
+contains "$tmp/out" "subject +14155550123" "hold show subjects"
+expect 1 "hold show unknown" -- "$lt" hold show "$tmp/s2" --order NOPE \
+	--now $later
+expect 1 "audit finds violations" -- "$lt" audit "$tmp/s2" --now $later \
+	--report "$tmp/report.json"
+contains "$tmp/out" "violation retention" "audit lists the violation"
+contains "$tmp/report.json" '"violations"' "audit report written"
+expect 0 "expire dry run" -- "$lt" expire "$tmp/s2" --dry-run --now $later
+contains "$tmp/out" "held .*20261025T000000Z.*ORD-1" "held segment named"
+expect 0 "audit enforce" -- "$lt" audit "$tmp/s2" --enforce --now $later
+contains "$tmp/out" "enforced" "enforcement reported"
+expect 0 "audit clean" -- "$lt" audit "$tmp/s2" --now $later
+same "$(wc -c <"$tmp/out")" "0" "a clean audit is quiet"
+expect 0 "held data still there" -- "$lt" scan "$tmp/s2" \
+	--since 2026-10-25 --until 2026-10-26 --now $later
+expect 1 "expired data gone" -- "$lt" scan "$tmp/s2" --since 2026-10-25 \
+	--until 2026-10-26 --now 2027-01-10
+expect 0 "audit-log" -- "$lt" audit-log "$tmp/s2" --order ORD-1
+contains "$tmp/out" "hold_placed" "audit-log has the hold"
+expect 0 "query under an order" -- "$lt" query "$tmp/s2" --handle "$h" \
+	--count --order ORD-1 --by investigator --now $later
+expect 0 "audit-log query" -- "$lt" audit-log "$tmp/s2" --order ORD-1 -o json
+contains "$tmp/out" '"event":"query"' "query recorded under its order"
+expect 0 "hold release" -- "$lt" hold release "$tmp/s2" --order ORD-1 \
+	--now $later
+expect 1 "released: due again" -- "$lt" audit "$tmp/s2" --now $later
+# two audits never run at once
+exec 8>"$tmp/s2/AUDIT.lock"
+flock -n 8 || bad "could not take the audit lock"
+expect 4 "audit lock held" -- "$lt" audit "$tmp/s2" --now $later
+exec 8>&-
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

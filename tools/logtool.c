@@ -11,9 +11,11 @@
  * The option parser, --help and the usage errors come from the tables.
  */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* flock(2) for the audit lock */
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -21,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
@@ -59,6 +62,17 @@ enum lt_exit {
 /* Every option of every command. --help lists a command's options in this
  * order, so keep it the order of the synopses. */
 enum opt_id {
+	OPT_ORDER,
+	OPT_FROM,
+	OPT_TO,
+	OPT_PERIOD,
+	OPT_REASON,
+	OPT_SUBJECT,
+	OPT_BY,
+	OPT_DRYRUN,
+	OPT_ENFORCE,
+	OPT_REPORT,
+	OPT_WARN,
 	OPT_HANDLE,
 	OPT_ROLE,
 	OPT_IP,
@@ -82,6 +96,28 @@ struct opt_spec {
 };
 
 static const struct opt_spec opt_specs[OPT_COUNT] = {
+	[OPT_ORDER] = { "order", 0, "ID", "the court order's ID" },
+	[OPT_FROM] = { "from", 0, "T", "start of the hold's window" },
+	[OPT_TO] = { "to", 0, "T",
+		     "end of the hold's window, or \"open\" for a "
+		     "prospective hold (default: open)" },
+	[OPT_PERIOD] = { "period", 0, "D",
+			 "the hold's extension period, e.g. 30d, 60d, 90d "
+			 "(default 30d)" },
+	[OPT_REASON] = { "reason", 0, "TEXT", "why (recorded)" },
+	[OPT_SUBJECT] = { "subject", 0, "S",
+			  "a handle, IP or CIDR the order names "
+			  "(repeatable)" },
+	[OPT_BY] = { "by", 0, "WHO",
+		     "who acts, for the audit trail (default: $USER)" },
+	[OPT_DRYRUN] = { "dry-run", 'n', NULL,
+			 "show what would be deleted, delete nothing" },
+	[OPT_ENFORCE] = { "enforce", 0, NULL,
+			  "delete past-due segments (else read-only)" },
+	[OPT_REPORT] = { "report", 0, "FILE",
+			 "also write the JSON report to FILE, atomically" },
+	[OPT_WARN] = { "warn", 0, "D",
+		       "warn of holds expiring within D (default 7d)" },
 	[OPT_HANDLE] = { "handle", 0, "H",
 			 "records of this handle (E.164 phone or email)" },
 	[OPT_ROLE] = { "role", 0, "R",
@@ -93,7 +129,8 @@ static const struct opt_spec opt_specs[OPT_COUNT] = {
 			"start of the time window, inclusive "
 			"(default: oldest)" },
 	[OPT_UNTIL] = { "until", 0, "T",
-			"end of the time window, exclusive (default: no end)" },
+			"end of the time window, exclusive (default: no end); "
+			"for hold: the hold's expiry" },
 	[OPT_OUTPUT] = { "output", 'o', "FMT", NULL },
 	[OPT_LIMIT] = { "limit", 0, "N", "print at most N records" },
 	[OPT_COUNTONLY] = { "count", 0, NULL,
@@ -114,6 +151,8 @@ struct args {
 	int used_letter[OPT_COUNT];	/* spelled "-o", not "--output" */
 	const char *pos[MAX_POS];
 	int npos;
+	const char *subjects[64];	/* --subject, repeatable */
+	int nsubjects;
 	int64_t now;			/* --now, or the real time at start */
 	int now_given;
 };
@@ -137,6 +176,11 @@ static int run_stat(struct args *a);
 static int run_verify(struct args *a);
 static int run_query(struct args *a);
 static int run_reindex(struct args *a);
+static int run_expire(struct args *a);
+static const char *who(struct args *a);
+static int run_hold(struct args *a);
+static int run_audit_log(struct args *a);
+static int run_audit(struct args *a);
 
 static const char *const scan_formats[] = { "text", "json", "csv", NULL };
 static const char *const info_formats[] = { "text", "json", NULL };
@@ -192,6 +236,7 @@ static const struct command commands[] = {
 		.run = run_query,
 		.opts = OPT_BIT(OPT_HANDLE) | OPT_BIT(OPT_ROLE) |
 			OPT_BIT(OPT_IP) | OPT_BIT(OPT_SINCE) |
+			OPT_BIT(OPT_ORDER) | OPT_BIT(OPT_BY) |
 			OPT_BIT(OPT_UNTIL) | OPT_BIT(OPT_OUTPUT) |
 			OPT_BIT(OPT_LIMIT) | OPT_BIT(OPT_COUNTONLY) |
 			OPT_BIT(OPT_NOW),
@@ -202,7 +247,8 @@ static const struct command commands[] = {
 			 " --ip ADDR[/PREFIX])\n"
 			 "                    [--since T] [--until T] "
 			 "[-o text|json|csv] [--count]\n"
-			 "                    [--limit N] [--now T]",
+			 "                    [--limit N] [--order ID [--by WHO]] "
+			 "[--now T]",
 		.summary = "records of one handle, address or network",
 		.about = "Prints, in time order, the records of the store in DIR "
 			 "that match one\nsubject: a handle as requester (pen "
@@ -226,6 +272,98 @@ static const struct command commands[] = {
 			 "lock: stop the server first (exit 4 otherwise).",
 		.exits = "0 success, 2 usage error, 3 error, 4 store locked "
 			 "by another writer",
+	},
+	{
+		.name = "expire",
+		.run = run_expire,
+		.opts = OPT_BIT(OPT_DRYRUN) | OPT_BIT(OPT_OUTPUT) |
+			OPT_BIT(OPT_BY) | OPT_BIT(OPT_NOW),
+		.pos_names = { "DIR", NULL },
+		.min_pos = 1,
+		.formats = info_formats,
+		.usage = "expire DIR [--dry-run] [-o text|json] [--by WHO] "
+			 "[--now T]",
+		.summary = "delete segments past retention and not held",
+		.about = "Deletes every segment of the store in DIR whose whole "
+			 "time range is older\nthan the retention period and "
+			 "that no active hold covers, recording each\n"
+			 "deletion in the audit trail; marks lapsed holds. "
+			 "Runs beside a writing server.\nPrints one line per "
+			 "segment deleted (or, with --dry-run, to delete) or "
+			 "held.",
+		.exits = "0 success, 2 usage error, 3 error",
+	},
+	{
+		.name = "hold",
+		.run = run_hold,
+		.opts = OPT_BIT(OPT_ORDER) | OPT_BIT(OPT_FROM) |
+			OPT_BIT(OPT_TO) | OPT_BIT(OPT_UNTIL) |
+			OPT_BIT(OPT_PERIOD) | OPT_BIT(OPT_REASON) |
+			OPT_BIT(OPT_SUBJECT) | OPT_BIT(OPT_BY) |
+			OPT_BIT(OPT_OUTPUT) | OPT_BIT(OPT_NOW),
+		.pos_names = { "ACTION", "DIR", NULL },
+		.min_pos = 2,
+		.formats = info_formats,
+		.usage = "hold place DIR --order ID --from T [--to T] "
+			 "[--until T] [--period D]\n"
+			 "                    --reason TEXT [--subject S]... "
+			 "[--by WHO] [--now T]\n"
+			 "       logtool hold extend DIR --order ID [--until T] "
+			 "[--by WHO] [--now T]\n"
+			 "       logtool hold release DIR --order ID [--by WHO] "
+			 "[--now T]\n"
+			 "       logtool hold list DIR [-o text|json] [--now T]\n"
+			 "       logtool hold show DIR --order ID [-o text|json] "
+			 "[--now T]",
+		.summary = "place, extend, release, list or show court-order "
+			   "holds",
+		.about = "A hold keeps the segments its window [from, to] "
+			 "overlaps past retention,\nuntil it expires (--until, "
+			 "default now + period) or is released. extend\n"
+			 "moves the expiry to --until or by the hold's period; "
+			 "it never shortens.\nEvery change is recorded in the "
+			 "audit trail. Runs beside a writing server.",
+		.exits = "0 success, 1 no such order (show), 2 usage error or "
+			 "refused change,\n3 error",
+	},
+	{
+		.name = "audit-log",
+		.run = run_audit_log,
+		.opts = OPT_BIT(OPT_SINCE) | OPT_BIT(OPT_ORDER) |
+			OPT_BIT(OPT_OUTPUT) | OPT_BIT(OPT_NOW),
+		.pos_names = { "DIR", NULL },
+		.min_pos = 1,
+		.formats = info_formats,
+		.usage = "audit-log DIR [--since T] [--order ID] "
+			 "[-o text|json] [--now T]",
+		.summary = "print the audit trail",
+		.about = "Prints the audit trail of the store in DIR, oldest "
+			 "first: segments sealed\nand expired, holds placed, "
+			 "extended, released and lapsed, queries run\nunder an "
+			 "order. -o json prints one JSON object per line.",
+		.exits = "0 events printed, 1 none, 2 usage error, 3 error",
+	},
+	{
+		.name = "audit",
+		.run = run_audit,
+		.opts = OPT_BIT(OPT_ENFORCE) | OPT_BIT(OPT_OUTPUT) |
+			OPT_BIT(OPT_REPORT) | OPT_BIT(OPT_WARN) |
+			OPT_BIT(OPT_NOW),
+		.pos_names = { "DIR", NULL },
+		.min_pos = 1,
+		.formats = info_formats,
+		.usage = "audit DIR [--enforce] [-o text|json] [--report FILE] "
+			 "[--warn D] [--now T]",
+		.summary = "retention audit for cron: check, report, enforce",
+		.about = "Checks the store in DIR: segments past due (a "
+			 "violation; --enforce deletes\nthem), holds expiring "
+			 "soon or lapsed (warnings), every block's checksum,\n"
+			 "files in seg/ that are not segments, and index lag. "
+			 "Read-only unless\n--enforce. Quiet when all is well "
+			 "(cron mails any output). Two audits\nnever run at "
+			 "once (AUDIT.lock).",
+		.exits = "0 all well, 1 violations found, 2 usage error, "
+			 "3 error,\n4 another audit or writer holds the lock",
 	},
 	{
 		.name = "stat",
@@ -447,6 +585,15 @@ static int take_option(struct args *a, int argc, char **argv, int *i)
 	if (id < 0 || !((cmd->opts | OPT_BIT(OPT_HELP)) & OPT_BIT(id)))
 		return usage_error(cmd, "unknown option '%.*s'", (int)len, s);
 	a->used_letter[id] = letter;
+	if (id == OPT_SUBJECT && a->opt[id]) {
+		if (*i + 1 >= argc && !val)
+			return usage_error(cmd, "option '--subject' needs a "
+					   "value S");
+		if (a->nsubjects == 64)
+			return usage_error(cmd, "at most 64 --subject");
+		a->subjects[a->nsubjects++] = val ? val : argv[++*i];
+		return LT_RUN;
+	}
 	if (a->opt[id])
 		return usage_error(cmd, "option '%s' given twice",
 				   opt_name(a, id));
@@ -463,6 +610,8 @@ static int take_option(struct args *a, int argc, char **argv, int *i)
 		val = argv[++*i];
 	}
 	a->opt[id] = val;
+	if (id == OPT_SUBJECT)
+		a->subjects[a->nsubjects++] = val;
 	return LT_RUN;
 }
 
@@ -1456,6 +1605,25 @@ static int run_query(struct args *a)
 	rc = open_store(&store, a, QL_OPEN_READONLY);
 	if (rc != LT_OK)
 		return rc;
+	if (a->opt[OPT_ORDER]) {
+		/* who asked what, under which order: recorded before the
+		 * answer is given */
+		char desc[512];
+
+		snprintf(desc, sizeof(desc), "%s %s%s%s since %s until %s",
+			 q.match == QL_MATCH_IP ? "ip" : "handle",
+			 q.match == QL_MATCH_IP ? a->opt[OPT_IP] : q.handle,
+			 q.match == QL_MATCH_IP ? "" : " role ",
+			 q.match == QL_MATCH_IP ? "" :
+			 (a->opt[OPT_ROLE] ? a->opt[OPT_ROLE] : "any"),
+			 a->opt[OPT_SINCE] ? a->opt[OPT_SINCE] : "-",
+			 a->opt[OPT_UNTIL] ? a->opt[OPT_UNTIL] : "-");
+		rc = ql_audit_query(store, who(a), a->opt[OPT_ORDER], desc);
+		if (rc != QL_OK) {
+			rc = lib_error(rc);
+			goto close_store;
+		}
+	}
 	rc = ql_cursor_open(&cur, store, &q);
 	if (rc != QL_OK) {
 		/* a malformed handle is the user's: say so as usage */
@@ -1505,6 +1673,537 @@ static int run_reindex(struct args *a)
 		" records\n", st.reindexed_segments, st.records);
 	rc = ql_close(store);
 	return rc == QL_OK ? LT_OK : lib_error(rc);
+}
+
+/* ---------------------------------------------------------------------- */
+/* expire, hold, audit-log, audit                                          */
+/* ---------------------------------------------------------------------- */
+
+static const char *who(struct args *a)
+{
+	const char *u = getenv("USER");
+
+	if (a->opt[OPT_BY])
+		return a->opt[OPT_BY];
+	return u && *u ? u : "logtool";
+}
+
+static const char *action_name(int action)
+{
+	return action == QL_EXPIRE_DELETE ? "delete"
+	       : action == QL_EXPIRE_HELD ? "held" : "young";
+}
+
+struct expire_out {
+	int json, dry;
+	uint64_t n[3], records[3], bytes[3];
+};
+
+static int expire_row(const ql_expiry *e, void *ctx)
+{
+	struct expire_out *o = ctx;
+	char b[40], d[40];
+
+	o->n[e->action]++;
+	o->records[e->action] += e->records;
+	o->bytes[e->action] += e->bytes;
+	if (e->action == QL_EXPIRE_YOUNG)
+		return 0;
+	ql_time_format(b, sizeof(b), e->bucket_start);
+	ql_time_format(d, sizeof(d), e->due_at);
+	if (o->json) {
+		json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:s?}",
+				      "segment", e->name, "action",
+				      e->action == QL_EXPIRE_DELETE && o->dry
+					      ? "would-delete"
+					      : action_name(e->action),
+				      "bucket", b, "records",
+				      (json_int_t)e->records, "bytes",
+				      (json_int_t)e->bytes, "due_at", d,
+				      "held_by", e->held_by);
+
+		if (j) {
+			json_dumpf(j, stdout, JSON_COMPACT);
+			putchar('\n');
+			json_decref(j);
+		}
+		return 0;
+	}
+	printf("%-12s %s  %8" PRIu64 " records  due %s%s%s\n",
+	       e->action == QL_EXPIRE_DELETE
+		       ? (o->dry ? "would delete" : "deleted") : "held",
+	       e->name, e->records, d, e->held_by ? "  by " : "",
+	       e->held_by ? e->held_by : "");
+	return 0;
+}
+
+static int run_expire(struct args *a)
+{
+	struct expire_out o = { 0 };
+	ql_store *store;
+	int rc;
+
+	o.json = a->opt[OPT_OUTPUT] && !strcmp(a->opt[OPT_OUTPUT], "json");
+	o.dry = a->opt[OPT_DRYRUN] != NULL;
+	/* the writer lock is not needed: expiry takes the maintenance lock
+	 * and deletes only sealed segments, so it runs beside a server */
+	rc = open_store(&store, a, QL_OPEN_READONLY);
+	if (rc != LT_OK)
+		return rc;
+	rc = ql_expire(store, o.dry, who(a), expire_row, &o);
+	if (rc != QL_OK) {
+		rc = lib_error(rc);
+	} else {
+		if (!o.json)
+			fprintf(stderr, "logtool: %s %" PRIu64 " segments (%"
+				PRIu64 " records), %" PRIu64 " held, %" PRIu64
+				" young\n", o.dry ? "would delete" : "deleted",
+				o.n[QL_EXPIRE_DELETE],
+				o.records[QL_EXPIRE_DELETE],
+				o.n[QL_EXPIRE_HELD], o.n[QL_EXPIRE_YOUNG]);
+		rc = LT_OK;
+	}
+	ql_close(store);
+	return finish_stdout(rc);
+}
+
+static int parse_duration_opt(struct args *a, int id, int64_t *out)
+{
+	if (ql_duration_parse(out, a->opt[id], opt_name(a, id)) != QL_OK)
+		return usage_error(a->cmd, "%s", lib_msg(QL_EINVAL));
+	return LT_RUN;
+}
+
+static const char *state_name(int st)
+{
+	return st == QL_HOLD_ACTIVE ? "active"
+	       : st == QL_HOLD_RELEASED ? "released" : "lapsed";
+}
+
+struct hold_out {
+	const char *order;
+	int json, found;
+};
+
+static int hold_row(const ql_hold *h, void *ctx)
+{
+	struct hold_out *o = ctx;
+	char f[40], t[40], e[40], p[40];
+
+	if (o->order && strcmp(o->order, h->order_id))
+		return 0;
+	o->found++;
+	ql_time_format(f, sizeof(f), h->from);
+	if (h->to == QL_HOLD_OPEN_END)
+		snprintf(t, sizeof(t), "open");
+	else
+		ql_time_format(t, sizeof(t), h->to);
+	ql_time_format(e, sizeof(e), h->expires);
+	ql_time_format(p, sizeof(p), h->placed_at);
+	if (o->json) {
+		json_t *subj = json_array();
+		json_t *j;
+
+		for (size_t i = 0; i < h->nsubjects; i++)
+			json_array_append_new(subj,
+					      json_string(h->subjects[i]));
+		j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:o}",
+			      "order_id", h->order_id, "state",
+			      state_name(h->state), "from", f, "to", t,
+			      "expires", e, "period_us",
+			      (json_int_t)h->period_us, "reason", h->reason,
+			      "placed_by", h->placed_by, "placed_at", p,
+			      "subjects", subj);
+		if (j) {
+			json_dumpf(j, stdout, JSON_COMPACT);
+			putchar('\n');
+			json_decref(j);
+		}
+		return 0;
+	}
+	printf("%-24s %-8s window %s .. %s  expires %s\n", h->order_id,
+	       state_name(h->state), f, t, e);
+	if (o->order) {
+		printf("  placed %s by %s: %s\n", p, h->placed_by, h->reason);
+		for (size_t i = 0; i < h->nsubjects; i++)
+			printf("  subject %s\n", h->subjects[i]);
+	}
+	return 0;
+}
+
+static int hold_place(struct args *a, ql_store *store)
+{
+	ql_hold h = QL_HOLD_INIT;
+	int64_t period = 0;
+	int rc = LT_RUN;
+
+	if (!a->opt[OPT_ORDER] || !a->opt[OPT_FROM] || !a->opt[OPT_REASON])
+		return usage_error(a->cmd, "hold place needs --order, --from "
+				   "and --reason");
+	h.order_id = a->opt[OPT_ORDER];
+	rc = parse_time_opt(a, OPT_FROM, &h.from);
+	h.to = QL_HOLD_OPEN_END;
+	if (rc == LT_RUN && a->opt[OPT_TO] && strcmp(a->opt[OPT_TO], "open"))
+		rc = parse_time_opt(a, OPT_TO, &h.to);
+	if (rc == LT_RUN && a->opt[OPT_PERIOD])
+		rc = parse_duration_opt(a, OPT_PERIOD, &period);
+	if (rc != LT_RUN)
+		return rc;
+	h.period_us = period;
+	h.expires = a->now + (period ? period : 30 * 86400 * USEC_PER_SEC);
+	if (a->opt[OPT_UNTIL] &&
+	    (rc = parse_time_opt(a, OPT_UNTIL, &h.expires)) != LT_RUN)
+		return rc;
+	h.reason = a->opt[OPT_REASON];
+	h.placed_by = who(a);
+	h.subjects = a->subjects;
+	h.nsubjects = (size_t)a->nsubjects;
+	rc = ql_hold_place(store, &h);
+	if (rc == QL_EINVAL || rc == QL_EEXIST)
+		return usage_error(a->cmd, "%s", lib_msg(rc));
+	return rc == QL_OK ? LT_OK : lib_error(rc);
+}
+
+static int run_hold(struct args *a)
+{
+	const char *action = a->pos[0];
+	struct hold_out o = { 0 };
+	ql_store *store;
+	int64_t until = 0;
+	int rc;
+
+	a->pos[0] = a->pos[1]; /* open_store takes DIR from pos[0] */
+	o.json = a->opt[OPT_OUTPUT] && !strcmp(a->opt[OPT_OUTPUT], "json");
+	if (strcmp(action, "place") && strcmp(action, "extend") &&
+	    strcmp(action, "release") && strcmp(action, "list") &&
+	    strcmp(action, "show"))
+		return usage_error(a->cmd, "hold ACTION \"%s\": must be place, "
+				   "extend, release, list or show", action);
+	if (strcmp(action, "list") && strcmp(action, "place") &&
+	    !a->opt[OPT_ORDER])
+		return usage_error(a->cmd, "hold %s needs --order", action);
+	if (!strcmp(action, "extend") && a->opt[OPT_UNTIL] &&
+	    (rc = parse_time_opt(a, OPT_UNTIL, &until)) != LT_RUN)
+		return rc;
+	rc = open_store(&store, a, QL_OPEN_READONLY);
+	if (rc != LT_OK)
+		return rc;
+	if (!strcmp(action, "place")) {
+		rc = hold_place(a, store);
+	} else if (!strcmp(action, "extend") || !strcmp(action, "release")) {
+		rc = !strcmp(action, "extend")
+			     ? ql_hold_extend(store, a->opt[OPT_ORDER], until,
+					      who(a))
+			     : ql_hold_release(store, a->opt[OPT_ORDER],
+					       who(a));
+		if (rc == QL_EINVAL)
+			rc = usage_error(a->cmd, "%s", lib_msg(rc));
+		else
+			rc = rc == QL_OK ? LT_OK : lib_error(rc);
+	} else {
+		o.order = !strcmp(action, "show") ? a->opt[OPT_ORDER] : NULL;
+		rc = ql_hold_list(store, hold_row, &o);
+		rc = rc == QL_OK ? (o.order && !o.found ? LT_NONE : LT_OK)
+				 : lib_error(rc);
+		if (rc == LT_NONE)
+			fprintf(stderr, "logtool: no order \"%s\"\n", o.order);
+	}
+	ql_close(store);
+	return finish_stdout(rc);
+}
+
+struct log_out {
+	int json;
+	uint64_t n;
+};
+
+static int log_row(const char *js, size_t len, void *ctx)
+{
+	struct log_out *o = ctx;
+
+	o->n++;
+	if (o->json) {
+		fwrite(js, 1, len, stdout);
+		putchar('\n');
+		return 0;
+	}
+	{
+		json_error_t err;
+		json_t *j = json_loadb(js, len, 0, &err);
+		const char *time = NULL, *ev = NULL, *w = NULL, *ord = NULL;
+
+		if (!j || json_unpack(j, "{s?s,s?s,s?s,s?s}", "time", &time,
+				      "event", &ev, "who", &w, "order_id",
+				      &ord)) {
+			fwrite(js, 1, len, stdout);
+			putchar('\n');
+		} else {
+			printf("%-28s %-16s %-12s %s  %.*s\n",
+			       time ? time : "?", ev ? ev : "?", w ? w : "?",
+			       ord ? ord : "-", (int)len, js);
+		}
+		json_decref(j);
+	}
+	return 0;
+}
+
+static int run_audit_log(struct args *a)
+{
+	struct log_out o = { 0 };
+	ql_store *store;
+	int64_t since = 0;
+	int rc;
+
+	o.json = a->opt[OPT_OUTPUT] && !strcmp(a->opt[OPT_OUTPUT], "json");
+	if (a->opt[OPT_SINCE] &&
+	    (rc = parse_time_opt(a, OPT_SINCE, &since)) != LT_RUN)
+		return rc;
+	rc = open_store(&store, a, QL_OPEN_READONLY);
+	if (rc != LT_OK)
+		return rc;
+	rc = ql_audit_read(store, since, a->opt[OPT_ORDER], log_row, &o);
+	rc = rc == QL_OK ? (o.n ? LT_OK : LT_NONE) : lib_error(rc);
+	ql_close(store);
+	return finish_stdout(rc);
+}
+
+/* The cron audit. Findings go into one JSON report; text output lists
+ * them one a line, and nothing at all when all is well. */
+struct audit {
+	ql_store *store;
+	json_t *findings;
+	int64_t now, warn;
+	uint64_t violations, warnings, segments, held;
+	char **names;
+	size_t nnames, capnames;
+};
+
+static void finding(struct audit *au, const char *level, const char *check,
+		    const char *subject, const char *detail)
+{
+	json_array_append_new(au->findings,
+			      json_pack("{s:s,s:s,s:s,s:s}", "level", level,
+					"check", check, "subject", subject,
+					"detail", detail));
+	if (!strcmp(level, "violation"))
+		au->violations++;
+	else
+		au->warnings++;
+}
+
+static int audit_expiry(const ql_expiry *e, void *ctx)
+{
+	struct audit *au = ctx;
+	char d[40], msg[160];
+
+	if (e->action == QL_EXPIRE_HELD)
+		au->held++;
+	if (e->action != QL_EXPIRE_DELETE)
+		return 0;
+	ql_time_format(d, sizeof(d), e->due_at);
+	snprintf(msg, sizeof(msg), "past due since %s, not held (%" PRIu64
+		 " records)", d, e->records);
+	finding(au, "violation", "retention", e->name, msg);
+	return 0;
+}
+
+static int audit_enforced(const ql_expiry *e, void *ctx)
+{
+	struct audit *au = ctx;
+	char msg[160];
+
+	if (e->action != QL_EXPIRE_DELETE)
+		return 0;
+	snprintf(msg, sizeof(msg), "deleted (past due, not held, %" PRIu64
+		 " records)", e->records);
+	finding(au, "enforced", "retention", e->name, msg);
+	return 0;
+}
+
+static int audit_hold(const ql_hold *h, void *ctx)
+{
+	struct audit *au = ctx;
+	char e[40], msg[200];
+
+	ql_time_format(e, sizeof(e), h->expires);
+	if (h->state == QL_HOLD_ACTIVE && h->expires - au->now <= au->warn) {
+		snprintf(msg, sizeof(msg), "expires %s: extend it or let it "
+			 "lapse", e);
+		finding(au, "warning", "hold-expiring", h->order_id, msg);
+	} else if (h->state == QL_HOLD_LAPSED &&
+		   au->now - h->expires <= au->warn) {
+		snprintf(msg, sizeof(msg), "lapsed at %s without extension",
+			 e);
+		finding(au, "warning", "hold-lapsed", h->order_id, msg);
+	}
+	return 0;
+}
+
+static int audit_segment(const ql_segment_info *i, void *ctx)
+{
+	struct audit *au = ctx;
+	char msg[200];
+
+	au->segments++;
+	if (au->nnames == au->capnames) {
+		size_t cap = au->capnames ? 2 * au->capnames : 64;
+		char **n = realloc(au->names, cap * sizeof(*n));
+
+		if (!n)
+			return QL_ENOMEM;
+		au->names = n;
+		au->capnames = cap;
+	}
+	au->names[au->nnames++] = strdup(i->name);
+	if (i->status) {
+		snprintf(msg, sizeof(msg), "%s at offset %" PRIu64,
+			 ql_strerror(i->status), i->bad_offset);
+		finding(au, "violation", "integrity", i->name, msg);
+	} else if (i->sealed && !i->indexed) {
+		finding(au, "warning", "index-lag", i->name,
+			"sealed but not fully indexed: run logtool reindex");
+	}
+	return 0;
+}
+
+static void audit_orphans(struct audit *au, const char *dir)
+{
+	char path[4096];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/seg", dir);
+	d = opendir(path);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char name[300];
+		size_t k;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(name, sizeof(name), "seg/%s", de->d_name);
+		for (k = 0; k < au->nnames; k++)
+			if (au->names[k] && !strcmp(au->names[k], name))
+				break;
+		if (k == au->nnames)
+			finding(au, "warning", "orphan-file", name,
+				"in seg/ but not a segment of this store");
+	}
+	closedir(d);
+}
+
+static int write_report(const char *file, json_t *report)
+{
+	char tmp[4096];
+	FILE *f;
+	int ok;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", file);
+	f = fopen(tmp, "w");
+	if (!f)
+		return -1;
+	ok = json_dumpf(report, f, JSON_INDENT(2)) == 0 && fputc('\n', f) >= 0;
+	ok = fflush(f) == 0 && ok && fsync(fileno(f)) == 0;
+	ok = fclose(f) == 0 && ok;
+	/* atomic for monitoring: a reader sees the old or the new report */
+	if (!ok || rename(tmp, file)) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+static int run_audit(struct args *a)
+{
+	struct audit au = { 0 };
+	json_t *report;
+	char lockpath[4096];
+	int lockfd, rc, status;
+
+	au.now = a->now;
+	au.warn = 7 * 86400 * USEC_PER_SEC;
+	if (a->opt[OPT_WARN] &&
+	    (rc = parse_duration_opt(a, OPT_WARN, &au.warn)) != LT_RUN)
+		return rc;
+	snprintf(lockpath, sizeof(lockpath), "%s/AUDIT.lock", a->pos[0]);
+	lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+		      0600);
+	if (lockfd < 0) {
+		fprintf(stderr, "logtool: %s: %s\n", lockpath,
+			strerror(errno));
+		return errno == ENOENT ? LT_ERROR : LT_ERROR;
+	}
+	if (flock(lockfd, LOCK_EX | LOCK_NB)) {
+		fprintf(stderr, "logtool: another audit of %s is running "
+			"(%s is locked)\n", a->pos[0], lockpath);
+		close(lockfd);
+		return LT_BUSY;
+	}
+	rc = open_store(&au.store, a, QL_OPEN_READONLY);
+	if (rc != LT_OK) {
+		close(lockfd);
+		return rc;
+	}
+	au.findings = json_array();
+	rc = ql_expire(au.store, 1, "audit", audit_expiry, &au);
+	if (rc == QL_OK && a->opt[OPT_ENFORCE] && au.violations) {
+		/* what is enforced is reported, and is no longer a
+		 * violation */
+		json_array_clear(au.findings);
+		au.violations = au.warnings = au.held = 0;
+		rc = ql_expire(au.store, 0, "audit --enforce", audit_enforced,
+			       &au);
+		au.warnings = 0; /* "enforced" lines are not warnings */
+	}
+	if (rc == QL_OK)
+		rc = ql_hold_list(au.store, audit_hold, &au);
+	if (rc == QL_OK) {
+		rc = ql_segments(au.store, 1, audit_segment, &au);
+		if (rc == QL_ECORRUPT)
+			rc = QL_OK; /* reported per segment */
+	}
+	if (rc == QL_OK)
+		audit_orphans(&au, a->pos[0]);
+	if (rc != QL_OK) {
+		status = lib_error(rc);
+		goto out;
+	}
+	status = au.violations ? LT_NONE : LT_OK;
+	report = json_pack("{s:s,s:I,s:I,s:I,s:I,s:b,s:O}", "store",
+			   a->pos[0], "segments", (json_int_t)au.segments,
+			   "held_segments", (json_int_t)au.held,
+			   "violations", (json_int_t)au.violations,
+			   "warnings", (json_int_t)au.warnings, "ok",
+			   !au.violations, "findings", au.findings);
+	if (a->opt[OPT_REPORT] && write_report(a->opt[OPT_REPORT], report)) {
+		fprintf(stderr, "logtool: cannot write report %s: %s\n",
+			a->opt[OPT_REPORT], strerror(errno));
+		status = LT_ERROR;
+	}
+	if (a->opt[OPT_OUTPUT] && !strcmp(a->opt[OPT_OUTPUT], "json")) {
+		json_dumpf(report, stdout, JSON_INDENT(2));
+		putchar('\n');
+	} else {
+		size_t i;
+		json_t *f;
+
+		json_array_foreach(au.findings, i, f) printf(
+			"%-9s %-14s %s: %s\n",
+			json_string_value(json_object_get(f, "level")),
+			json_string_value(json_object_get(f, "check")),
+			json_string_value(json_object_get(f, "subject")),
+			json_string_value(json_object_get(f, "detail")));
+	}
+	json_decref(report);
+out:
+	for (size_t i = 0; i < au.nnames; i++)
+		free(au.names[i]);
+	free(au.names);
+	json_decref(au.findings);
+	ql_close(au.store);
+	close(lockfd);
+	return finish_stdout(status);
 }
 
 /* ---------------------------------------------------------------------- */
