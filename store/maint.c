@@ -56,10 +56,12 @@ static int audit_lapse(const qli_hold *h, void *p)
 	return l->rc;
 }
 
-/* Locks, loads HOLDS, records and audits lapses. On success the caller
- * owns *lockfd, *set and *a. */
+/* Locks, loads HOLDS and, with record_lapses, marks holds whose expiry
+ * passed as lapsed, audits each once and saves. A read-only pass (a dry
+ * run) records nothing: the planner treats a hold past its expiry as
+ * lapsed anyway. On success the caller owns *lockfd, *set and *a. */
 static int hold_begin(ql_store *s, int64_t now, int *lockfd,
-		      qli_holdset *set, qli_audit **a, int save_lapses)
+		      qli_holdset *set, qli_audit **a, int record_lapses)
 {
 	lapse_ctx l = { s, NULL, now, 0 };
 	int rc, n;
@@ -76,12 +78,14 @@ static int hold_begin(ql_store *s, int64_t now, int *lockfd,
 	if (rc)
 		goto fail;
 	l.a = *a;
+	if (!record_lapses)
+		return 0;
 	n = qli_holds_lapse(set, now, audit_lapse, &l);
 	if (n < 0 || l.rc) {
 		rc = n < 0 ? n : l.rc;
 		goto fail;
 	}
-	if (n > 0 && save_lapses && (rc = qli_holds_save(s->dirfd, set)))
+	if (n > 0 && (rc = qli_holds_save(s->dirfd, set)))
 		goto fail;
 	return 0;
 fail:
@@ -126,7 +130,7 @@ int ql_hold_place(ql_store *s, const ql_hold *h)
 		.subjects = h->subjects,
 		.nsubjects = h->nsubjects,
 	};
-	rc = hold_begin(s, now, &lockfd, &set, &a, 0);
+	rc = hold_begin(s, now, &lockfd, &set, &a, 1);
 	if (rc)
 		return rc;
 	rc = qli_holds_place(&set, &spec, now, &placed);
@@ -382,8 +386,8 @@ int ql_expire(ql_store *s, int dry_run, const char *who,
 	if (!s)
 		return qli_err(QL_EINVAL, "ql_expire: store is NULL");
 	who = who_or(who);
-	/* the writer seals what is due first: only sealed segments are
-	 * deleted (an unsealed one may still be written) */
+	/* the writer seals what is due first, so what it deletes is
+	 * normally sealed */
 	if (!s->readonly && (rc = ql_maintain(s)))
 		return rc;
 	now = qli_now(s);
@@ -414,7 +418,7 @@ int ql_expire(ql_store *s, int dry_run, const char *who,
 		ql_expiry e;
 
 		memset(&e, 0, sizeof(e));
-		snprintf(e.name, sizeof(e.name), "%s/%s", QLI_SEG_DIR,
+		snprintf(e.name, sizeof(e.name), "%s/%.58s", QLI_SEG_DIR,
 			 descs[i].name);
 		e.bucket_start = descs[i].bucket_start;
 		e.bucket_end = descs[i].bucket_end;
@@ -425,8 +429,10 @@ int ql_expire(ql_store *s, int dry_run, const char *who,
 		e.action = dec->action == QLI_RET_EXPIRE ? QL_EXPIRE_DELETE
 			   : dec->action == QLI_RET_KEEP_HELD ? QL_EXPIRE_HELD
 							      : QL_EXPIRE_YOUNG;
-		if (e.action == QL_EXPIRE_DELETE && !sealed[i])
-			e.action = QL_EXPIRE_YOUNG; /* its writer seals it */
+		/* (an unsealed segment that is due is deleted too: records
+		 * that old are refused on append, so no writer can still be
+		 * adding to it; left alone it would outlive its retention) */
+		(void)sealed[i];
 		if (e.action == QL_EXPIRE_HELD) {
 			held_by(holders, sizeof(holders), dec);
 			e.held_by = holders;

@@ -2,7 +2,9 @@
  * logtool - the command-line tool for querylog stores.
  *
  * It uses the public API (querylog.h) and nothing else of the library, so
- * that it shows what an embedding program can do. Data goes to stdout,
+ * that it shows what an embedding program can do; only `audit` also looks
+ * at the store directory itself (files in seg/ that are not segments) and
+ * takes its own AUDIT.lock. Data goes to stdout,
  * diagnostics to stderr; the exit status is documented in logtool(1) and
  * in --help (see enum lt_exit).
  *
@@ -1605,9 +1607,17 @@ static int run_query(struct args *a)
 	rc = open_store(&store, a, QL_OPEN_READONLY);
 	if (rc != LT_OK)
 		return rc;
+	rc = ql_cursor_open(&cur, store, &q);
+	if (rc != QL_OK) {
+		/* a malformed handle is the user's: say so as usage */
+		rc = rc == QL_EINVAL ? usage_error(a->cmd, "%s",
+						   lib_msg(QL_EINVAL))
+				     : lib_error(rc);
+		goto close_store;
+	}
 	if (a->opt[OPT_ORDER]) {
-		/* who asked what, under which order: recorded before the
-		 * answer is given */
+		/* who asked what, under which order: recorded once the query
+		 * is known to be valid, before the answer is given */
 		char desc[512];
 
 		snprintf(desc, sizeof(desc), "%s %s%s%s since %s until %s",
@@ -1621,16 +1631,9 @@ static int run_query(struct args *a)
 		rc = ql_audit_query(store, who(a), a->opt[OPT_ORDER], desc);
 		if (rc != QL_OK) {
 			rc = lib_error(rc);
+			ql_cursor_close(cur);
 			goto close_store;
 		}
-	}
-	rc = ql_cursor_open(&cur, store, &q);
-	if (rc != QL_OK) {
-		/* a malformed handle is the user's: say so as usage */
-		rc = rc == QL_EINVAL ? usage_error(a->cmd, "%s",
-						   lib_msg(QL_EINVAL))
-				     : lib_error(rc);
-		goto close_store;
 	}
 	if (a->opt[OPT_COUNTONLY]) {
 		const ql_record *r;
@@ -2012,6 +2015,8 @@ static int audit_enforced(const ql_expiry *e, void *ctx)
 	struct audit *au = ctx;
 	char msg[160];
 
+	if (e->action == QL_EXPIRE_HELD)
+		au->held++;
 	if (e->action != QL_EXPIRE_DELETE)
 		return 0;
 	snprintf(msg, sizeof(msg), "deleted (past due, not held, %" PRIu64
