@@ -3,6 +3,7 @@
 # is missing first). Warnings are errors.
 #   scripts/test.sh              normal build (build-test/)
 #   scripts/test.sh --sanitize   under AddressSanitizer + UBSan (build-asan/)
+#   scripts/test.sh --tsan       the concurrency tests under ThreadSanitizer
 # QL_CRASH_TRIALS raises the number of kill -9 trials (default 200).
 set -eu
 cd "$(dirname "$0")/.."
@@ -15,6 +16,13 @@ if [ "${1:-}" = "--sanitize" ]; then
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fi
+suites=""
+if [ "${1:-}" = "--tsan" ]; then
+	dir=build-tsan
+	opts="--werror -Dbuildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false"
+	export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+	suites="store concurrency"
+fi
 if [ -d "$dir" ]; then
 	# shellcheck disable=SC2086
 	meson configure "$dir" $opts >/dev/null
@@ -23,4 +31,5 @@ else
 	meson setup "$dir" $opts >/dev/null
 fi
 ninja -C "$dir"
-meson test -C "$dir" --print-errorlogs --num-processes 2
+# shellcheck disable=SC2086
+meson test -C "$dir" --print-errorlogs --num-processes 2 $suites
