@@ -276,9 +276,13 @@ static int plan_segment(ql_cursor *c, qli_ixread *rt, const char *name,
 		rc = qli_segfile_load(sf, c->s->segdir, name, 0);
 	}
 	if (rc) {
+		int torn = sf->torn_create;
+
 		qli_segfile_close(sf);
-		if (rc == QL_ENOTFOUND) {
-			/* expired between the listing and now */
+		/* expired between the listing and now; or a file whose
+		 * creation a crash or a failed write tore (shorter than a
+		 * header: it holds no record) */
+		if (rc == QL_ENOTFOUND || torn) {
 			qli_clear_err();
 			return 0;
 		}
@@ -611,8 +615,8 @@ int ql_segments(ql_store *s, int verify,
 			 l.names[i]);
 		st = qli_segfile_load(&sf, s->segdir, l.names[i],
 				      verify ? QLI_LOAD_VERIFY : 0);
-		if (st == QL_ENOTFOUND)
-			continue; /* expired meanwhile */
+		if (st == QL_ENOTFOUND || (st && sf.torn_create))
+			continue; /* expired meanwhile; torn creation */
 		info.bucket_start = l.start[i];
 		info.bucket_end = l.start[i] + s->opt.bucket_width_us;
 		info.generation = l.gen[i];

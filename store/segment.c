@@ -142,8 +142,15 @@ int qli_segfile_create(qli_segfile *sf, int segdir, int64_t bucket_start,
 		return qli_errno(errno, "create segment", sf->name);
 	hdr_pack(hdr, sf);
 	rc = qli_write_full(sf->fd, hdr, sizeof(hdr), 0, sf->name);
+	/* The header is made durable before the file's name can be (any
+	 * later fsync of seg/ may make the name durable): otherwise a power
+	 * cut could leave a named file with a zeroed header, which recovery
+	 * must treat as damage. Once per bucket: cheap. */
+	if (!rc && qli_vfs_cur->fdatasync(sf->fd) < 0)
+		rc = qli_errno(errno, "fdatasync", sf->name);
 	if (rc) {
 		qli_segfile_close(sf);
+		qli_vfs_cur->unlinkat(segdir, sf->name, 0);
 		return rc;
 	}
 	sf->size = sf->file_size = QLI_SEG_HDR;
@@ -309,7 +316,8 @@ static int load_seal(qli_segfile *sf)
 		qli_blkent e;
 
 		qli_blkent_unpack(&e, p);
-		if (e.off < QLI_SEG_HDR || e.off + e.frame_len > soff ||
+		if (e.off < QLI_SEG_HDR || e.off > soff ||
+		    e.frame_len > soff - e.off ||
 		    e.frame_len <= QLI_FRAME_HDR) {
 			free(pl);
 			return qli_err(QL_ECORRUPT,

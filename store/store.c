@@ -873,6 +873,34 @@ static void *writer_main(void *arg)
 /* open and recovery                                                       */
 /* ---------------------------------------------------------------------- */
 
+/* The new store directory's own entry is durable only once its parent
+ * is synced; without this a power cut could lose a whole new store and
+ * the records acknowledged in it. */
+static int sync_parent(const char *path)
+{
+	char parent[4096];
+	char *slash;
+	int fd, rc;
+
+	snprintf(parent, sizeof(parent), "%s", path);
+	while ((slash = strrchr(parent, '/')) && slash[1] == '\0' &&
+	       slash != parent)
+		*slash = '\0'; /* "dir/" */
+	slash = strrchr(parent, '/');
+	if (!slash)
+		snprintf(parent, sizeof(parent), ".");
+	else if (slash == parent)
+		parent[1] = '\0';
+	else
+		*slash = '\0';
+	fd = qli_vfs_cur->openat(AT_FDCWD, parent, O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0)
+		return qli_errno(errno, "open parent of", path);
+	rc = qli_sync_dir(fd, parent);
+	qli_vfs_cur->close(fd);
+	return rc;
+}
+
 static int open_dirs(ql_store *s, unsigned flags)
 {
 	int rc;
@@ -885,6 +913,9 @@ static int open_dirs(ql_store *s, unsigned flags)
 		    errno != EEXIST)
 			return qli_errno(errno, "create store directory",
 					 s->path);
+		rc = sync_parent(s->path);
+		if (rc)
+			return rc;
 		s->dirfd = qli_vfs_cur->openat(AT_FDCWD, s->path,
 					       O_RDONLY | O_DIRECTORY, 0);
 	}
@@ -1017,14 +1048,18 @@ static int recover(ql_store *s)
 					       sf->name);
 			sf->file_size = sf->size;
 		}
-		if (b->active) {
+		if (!rc && b->active) {
 			/* an older unsealed generation: seal it now, only the
 			 * newest one takes appends */
 			qli_bucket tmp = *b;
 
-			tmp.active = b->active;
-			if (!rc)
-				rc = seal_bucket(s, &tmp);
+			rc = seal_bucket(s, &tmp); /* closes tmp.active */
+			b->active = tmp.active;
+		}
+		if (rc) {
+			qli_segfile_close(sf);
+			free(sf);
+			break;
 		}
 		b->active = sf;
 	}

@@ -1,0 +1,252 @@
+/* gen_corpus.c - writes the seed corpora of the fuzz targets into
+ * fuzz/corpus/<target>/ (the checked-in seeds were made by it; run it
+ * again after a format change):
+ *   gen_corpus OUTDIR
+ * block:   frames made by the encoder (flag byte 0: as written, 1: the
+ *          checksum fixed up by the target), small and mixed blocks;
+ * segment: files of a real store: unsealed, sealed, torn, two
+ *          generations; flag bytes that fix headers and frames;
+ * parse:   the accepted and refused forms of each parser. */
+#define _GNU_SOURCE
+#include "codec.h"
+#include "querylog.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SEC 1000000LL
+#define BUCKET (1793491200LL * SEC) /* 2026-11-01T00:00:00Z */
+
+static const char *outdir;
+
+static void put(const char *target, const char *name, const void *a,
+		size_t na, const void *b, size_t nb)
+{
+	char p[600];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/%s", outdir, target);
+	mkdir(p, 0755);
+	snprintf(p, sizeof(p), "%s/%s/%s", outdir, target, name);
+	f = fopen(p, "wb");
+	if (!f || fwrite(a, 1, na, f) != na ||
+	    (nb && fwrite(b, 1, nb, f) != nb) || fclose(f)) {
+		perror(p);
+		exit(1);
+	}
+}
+
+static uint8_t *slurp(const char *path, size_t *n)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *p;
+	long len;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	p = malloc((size_t)len + 1);
+	if (fread(p, 1, (size_t)len, f) != (size_t)len)
+		exit(1);
+	fclose(f);
+	*n = (size_t)len;
+	return p;
+}
+
+static void make_rec(qli_rec *r, char *req, char *tgt, unsigned i)
+{
+	sprintf(req, "+1415555%04u", i % 7);
+	if (i % 3 == 0)
+		sprintf(tgt, "user%u@example.com", i % 5);
+	else
+		sprintf(tgt, "+4477009%05u", i * 7919 % 100000);
+	memset(r, 0, sizeof(*r));
+	r->ts = BUCKET + 3600 * SEC + (int64_t)i * SEC - (i % 5 == 4) * 90 *
+							   SEC;
+	r->req = req;
+	r->tgt = tgt;
+	r->req_len = (uint8_t)strlen(req);
+	r->tgt_len = (uint8_t)strlen(tgt);
+	if (i % 2) {
+		r->ip[10] = r->ip[11] = 0xff;
+		r->ip[12] = 10;
+		r->ip[15] = (uint8_t)i;
+	} else {
+		r->ip[0] = 0x20;
+		r->ip[1] = 0x01;
+		r->ip[15] = (uint8_t)(i % 3);
+	}
+	r->svc = (uint8_t)(i % 2);
+	r->res = (uint8_t)(i % 4 != 0);
+}
+
+static void blocks(void)
+{
+	static const unsigned sizes[] = { 1, 2, 7, 40 };
+	static char req[64][32], tgt[64][48];
+	qli_encoder *e = qli_encoder_new(3);
+	qli_rec r[64];
+
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		qli_buf out = { 0 };
+		qli_frame_hdr h;
+		char name[32];
+		uint8_t flag;
+
+		for (unsigned i = 0; i < sizes[k]; i++)
+			make_rec(&r[i], req[i], tgt[i], i);
+		if (qli_block_encode(e, &out, r, sizes[k], &h))
+			exit(1);
+		flag = 0;
+		snprintf(name, sizeof(name), "block-%u", sizes[k]);
+		put("block", name, &flag, 1, out.p, out.len);
+		/* the same with a stale checksum the target fixes up */
+		flag = 1;
+		out.p[32] ^= 0xff;
+		snprintf(name, sizeof(name), "block-%u-fix", sizes[k]);
+		put("block", name, &flag, 1, out.p, out.len);
+		qli_buf_free(&out);
+	}
+	qli_encoder_free(e);
+}
+
+static int64_t clk_now = BUCKET + 12 * 3600 * SEC;
+
+static int64_t clk(void *ctx)
+{
+	(void)ctx;
+	return clk_now;
+}
+
+static void append_some(ql_store *s, unsigned first, unsigned n)
+{
+	static char req[32], tgt[48];
+
+	for (unsigned i = first; i < first + n; i++) {
+		qli_rec q;
+		ql_record r = { 0 };
+
+		make_rec(&q, req, tgt, i);
+		r.ts = q.ts;
+		r.requester = req;
+		r.target = tgt;
+		memcpy(r.ip, q.ip, 16);
+		r.service = q.svc;
+		r.result = q.res;
+		if (ql_append(s, &r, 1, NULL))
+			exit(1);
+	}
+	if (ql_sync(s))
+		exit(1);
+}
+
+static void segments(void)
+{
+	char dir[] = "/tmp/qlgen.XXXXXX", store[64], p[128];
+	ql_options o = QL_OPTIONS_INIT;
+	uint8_t *g0, *g1, flag;
+	size_t n0, n1;
+	ql_store *s;
+
+	if (!mkdtemp(dir))
+		exit(1);
+	snprintf(store, sizeof(store), "%s/store", dir);
+	o.flags = QL_OPEN_CREATE;
+	o.clock = clk;
+	o.clock_ctx = NULL;
+	o.maintenance_interval_ms = -1;
+	o.block_records = 16;
+	if (ql_open(&s, store, &o))
+		exit(1);
+	append_some(s, 0, 40);
+	snprintf(p, sizeof(p), "%s/seg/20261101T000000Z-g0.qls", store);
+	g0 = slurp(p, &n0);
+	flag = 0;
+	put("segment", "unsealed", &flag, 1, g0, n0);
+	/* a torn tail: the last block cut in the middle */
+	put("segment", "torn", &flag, 1, g0, n0 - 37);
+	flag = 4; /* a damaged block the target re-checksums */
+	g0[n0 - 20] ^= 0x55;
+	put("segment", "damaged-fixed", &flag, 1, g0, n0);
+	free(g0);
+	/* sealed, then a late record in generation 1 */
+	clk_now = BUCKET + 86400 * SEC + 3600 * SEC;
+	if (ql_maintain(s))
+		exit(1);
+	append_some(s, 40, 3);
+	if (ql_close(s))
+		exit(1);
+	g0 = slurp(p, &n0);
+	snprintf(p, sizeof(p), "%s/seg/20261101T000000Z-g1.qls", store);
+	g1 = slurp(p, &n1);
+	flag = 0;
+	put("segment", "sealed", &flag, 1, g0, n0);
+	{
+		/* both generations in one input: flag 1 and the cut */
+		uint8_t *both = malloc(n0 + n1 + 2);
+
+		both[0] = (uint8_t)n0;
+		both[1] = (uint8_t)(n0 >> 8);
+		memcpy(both + 2, g0, n0);
+		memcpy(both + 2 + n0, g1, n1);
+		flag = 1;
+		put("segment", "two-generations", &flag, 1, both, n0 + n1 + 2);
+		/* the seal cut off: two unsealed generations */
+		both[0] = (uint8_t)(n0 - 16 - 40 - 40 - 3 * 48);
+		flag = 1 | 2 | 4;
+		put("segment", "two-unsealed-fixed", &flag, 1, both,
+		    n0 + n1 + 2);
+		free(both);
+	}
+	flag = 2 | 4;
+	put("segment", "header-only-fixed", &flag, 1, g0, 64);
+	free(g0);
+	free(g1);
+	snprintf(p, sizeof(p), "rm -rf '%s'", dir);
+	if (system(p))
+		exit(1);
+}
+
+static void parse(void)
+{
+	static const char *seeds[] = {
+		"+14155550123", "tel:+442071838750",
+		"mailto:Alice.B@Example.COM",
+		"a.b-c+tag@mail.example.co.uk", "+1-415-555", "user@localhost",
+		"192.0.2.1", "10.0.0.0/8", "2001:db8::1", "::ffff:10.1.2.3",
+		"2001:db8::/32", "::/0", "fe80::1%eth0", "1.2.3.04",
+		"2026-11-01T12:00:00Z", "2026-11-01T12:00:00.000123+05:30",
+		"2026-11-01", "1793534400000000", "-2h", "+15m", "now",
+		"30d", "2w", "90m", "2024-02-29T23:59:59Z", "2025-02-29",
+		"9223372036854775807s",
+	};
+
+	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "seed-%02zu", i);
+		put("parse", name, seeds[i], strlen(seeds[i]), NULL, 0);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s OUTDIR\n", argv[0]);
+		return 2;
+	}
+	outdir = argv[1];
+	mkdir(outdir, 0755);
+	blocks();
+	segments();
+	parse();
+	return 0;
+}
