@@ -280,7 +280,9 @@ QL_API int ql_cursor_open(ql_cursor **out, ql_store *store,
 
 /* Steps the cursor. Returns QL_ROW with *rec pointing at a record that is
  * valid until the next step or close, QL_DONE at the end, or a negative
- * code (QL_ECORRUPT names the segment and offset in ql_errmsg). */
+ * code: QL_ECORRUPT names the segment and offset in ql_errmsg;
+ * QL_ENOTFOUND means a segment the cursor had planned to read was deleted
+ * by expiry meanwhile (open a new cursor: it no longer plans it). */
 QL_API int ql_cursor_next(ql_cursor *cur, const ql_record **rec);
 
 /* Frees the cursor. NULL is accepted. */

@@ -8,10 +8,12 @@
  * blocks that overlap the current time (two or three for the live
  * stream's few minutes of lateness).
  *
- * A cursor opens every segment file it will read when it is created: a
- * retention sweep that unlinks one afterwards does not disturb it (the
- * open descriptor keeps the data), so a cursor reads a stable snapshot of
- * the files it started with. */
+ * A cursor takes its segments' block directories when it is created and
+ * opens a file when it first reads a block of it. A retention sweep that
+ * deletes a segment after that: a file already open keeps its data (the
+ * descriptor holds it), one not yet opened makes ql_cursor_next return a
+ * clean QL_ENOTFOUND naming the segment - never a torn or silently
+ * shorter answer. */
 #define _GNU_SOURCE
 #include "err.h"
 #include "hold.h"
@@ -492,7 +494,11 @@ static int load_block(ql_cursor *c, const pend *p)
 		sf->fd = qli_vfs_cur->openat(c->s->segdir, sf->name, O_RDONLY,
 					     0);
 		if (sf->fd < 0 && errno == ENOENT)
-			return 0; /* expired meanwhile: past retention */
+			/* deleted by expiry after this cursor started: a
+			 * clean error, never a silently shorter answer */
+			return qli_err(QL_ENOTFOUND, "segment %s was expired "
+				       "while this cursor read; open a new "
+				       "cursor", sf->name);
 		if (sf->fd < 0)
 			return qli_errno(errno, "open segment", sf->name);
 	}

@@ -99,7 +99,9 @@ static void *reader(void *p)
 		while ((rc = ql_cursor_next(c, &r)) == QL_ROW)
 			;
 		ql_cursor_close(c);
-		if (rc != QL_DONE)
+		/* a sweep may delete a segment under the cursor: that must be
+		 * the clean QL_ENOTFOUND, nothing else */
+		if (rc != QL_DONE && rc != QL_ENOTFOUND)
 			return (void *)1;
 	}
 	return NULL;
@@ -130,7 +132,7 @@ static void reader_process(const char *dir)
 			;
 		ql_cursor_close(c);
 		ql_close(s);
-		if (rc != QL_DONE && rc != QL_ECORRUPT)
+		if (rc != QL_DONE && rc != QL_ENOTFOUND)
 			_exit(4);
 		usleep(5000);
 	}
