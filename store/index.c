@@ -865,7 +865,7 @@ int qli_index_load_acc(qli_index *ix, const qli_segfile *sf, uint32_t nblk,
 	key[0] = 'B';
 	segkey(key + 1, sf->bucket_start, sf->gen);
 	for (uint32_t b = 0; b < nblk && !rc; b++) {
-		uint32_t nr, nt, ni;
+		uint32_t nr = 0, nt = 0, ni = 0;
 		const uint8_t *p;
 		MDB_val v;
 
