@@ -436,8 +436,8 @@ static void index_commit(ql_store *s, int force)
 		return;
 	if (!force && now - s->ix_last_commit < QLI_US_PER_S)
 		return;
-	for (size_t i = 0; i < s->nbuckets && !rc; i++) {
-		qli_bucket *b = s->buckets[i];
+	for (size_t i = 0; i < s->nwb && !rc; i++) {
+		qli_bucket *b = s->wb[i];
 
 		if (b->active && b->ix_dirty) {
 			rc = qli_index_put_dir(s->ix, b->active);
@@ -567,8 +567,8 @@ static int write_memtable(ql_store *s, qli_memtable *mt)
 
 static int sync_all(ql_store *s)
 {
-	for (size_t i = 0; i < s->nbuckets; i++) {
-		qli_bucket *b = s->buckets[i];
+	for (size_t i = 0; i < s->nwb; i++) {
+		qli_bucket *b = s->wb[i];
 
 		if (!b->active || !b->dirty)
 			continue;
@@ -671,8 +671,8 @@ static int plan_seals(ql_store *s, int64_t now)
 
 static int do_seals(ql_store *s)
 {
-	for (size_t i = 0; i < s->nbuckets; i++) {
-		qli_bucket *b = s->buckets[i];
+	for (size_t i = 0; i < s->nwb; i++) {
+		qli_bucket *b = s->wb[i];
 		int rc;
 
 		if (!b->sealing)
@@ -734,8 +734,12 @@ static int reindex_all(ql_store *s, int rebuild)
 	if (rc)
 		return rc;
 	for (size_t i = 0; i < l.n && !rc; i++) {
-		qli_bucket *b = bucket_find(s, l.start[i], 0);
+		qli_bucket *b = NULL;
 		qli_segfile sf;
+
+		for (size_t k = 0; k < s->nwb; k++)
+			if (s->wb[k]->start == l.start[i])
+				b = s->wb[k];
 
 		if (b && b->active && b->active->gen == l.gen[i]) {
 			rc = reconcile(s, b->active, b);
@@ -765,6 +769,30 @@ static int reindex_all(ql_store *s, int rebuild)
 	if (rc)
 		qli_index_abort(s->ix);
 	return rc;
+}
+
+/* The writer thread works on its own copy of the bucket list, taken
+ * under mu: appenders may grow (realloc) s->buckets at any time. The
+ * buckets themselves never move, and their file-side fields (active,
+ * dirty, acc, ix_dirty) belong to the writer thread. */
+static int snapshot_buckets(ql_store *s)
+{
+	if (s->nbuckets > s->capwb) {
+		size_t cap = s->capwb ? s->capwb : 16;
+		qli_bucket **n;
+
+		while (cap < s->nbuckets)
+			cap *= 2;
+		n = realloc(s->wb, cap * sizeof(*n));
+		if (!n)
+			return qli_err(QL_ENOMEM, "out of memory");
+		s->wb = n;
+		s->capwb = cap;
+	}
+	if (s->nbuckets)
+		memcpy(s->wb, s->buckets, s->nbuckets * sizeof(*s->wb));
+	s->nwb = s->nbuckets;
+	return 0;
 }
 
 static void *writer_main(void *arg)
@@ -830,6 +858,14 @@ static void *writer_main(void *arg)
 		}
 		uint64_t maint_target = s->maint_req;
 		uint64_t reindex_target = s->reindex_req;
+		int snap = snapshot_buckets(s);
+
+		if (snap) {
+			/* without a complete list a sync could miss a file:
+			 * stop rather than acknowledge what is not durable */
+			fail(s, snap);
+			continue;
+		}
 		list = s->qhead;
 		s->qhead = s->qtail = NULL;
 		pthread_mutex_unlock(&s->mu);
@@ -1089,6 +1125,7 @@ static void store_free(ql_store *s)
 		s->qhead = n;
 	}
 	free(s->buckets);
+	free(s->wb);
 	qli_index_close(s->ix);
 	qli_summary_free(&s->sum);
 	qli_encoder_free(s->enc);
@@ -1143,6 +1180,8 @@ int ql_open(ql_store **out, const char *dir, const ql_options *opts)
 			goto fail;
 		}
 		rc = recover(s);
+		if (!rc)
+			rc = snapshot_buckets(s);
 		if (rc)
 			goto fail;
 		rc = reindex_all(s, 0);

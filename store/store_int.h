@@ -70,6 +70,9 @@ struct ql_store {
 	char failmsg[512];
 
 	/* writer thread only */
+	qli_bucket **wb;       /* snapshot of buckets, taken under mu each
+				* cycle: appenders may grow the array */
+	size_t nwb, capwb;
 	qli_encoder *enc;
 	qli_buf wbuf;
 
