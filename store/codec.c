@@ -160,7 +160,7 @@ int qli_frame_verify(const uint8_t hdr[QLI_FRAME_HDR], const qli_frame_hdr *h,
 
 /* ---- varints ---- */
 
-static size_t put_varint(uint8_t *p, uint64_t v)
+size_t qli_put_varint(uint8_t *p, uint64_t v)
 {
 	size_t n = 0;
 
@@ -172,7 +172,7 @@ static size_t put_varint(uint8_t *p, uint64_t v)
 	return n;
 }
 
-static int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v)
+int qli_get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v)
 {
 	const uint8_t *p = *pp;
 	uint64_t r = 0;
@@ -457,9 +457,9 @@ int qli_block_encode(qli_encoder *e, qli_buf *out, const qli_rec *recs,
 		int64_t first = e->order[0]->ts;
 		uint64_t zz = ((uint64_t)first << 1) ^ (uint64_t)(first >> 63);
 
-		p += put_varint(p, zz);
+		p += qli_put_varint(p, zz);
 		for (i = 1; i < n; i++)
-			p += put_varint(p, (uint64_t)(e->order[i]->ts -
+			p += qli_put_varint(p, (uint64_t)(e->order[i]->ts -
 						      e->order[i - 1]->ts));
 	}
 	for (i = 0; i < n; i++, p += ws)
@@ -589,12 +589,12 @@ static int dec_columns(qli_block *b, const uint8_t *p, const uint8_t *end,
 	uint64_t v;
 	int64_t t;
 
-	if (get_varint(&p, end, &v))
+	if (qli_get_varint(&p, end, &v))
 		return corrupt("time column truncated");
 	t = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
 	b->ts[0] = t;
 	for (i = 1; i < n; i++) {
-		if (get_varint(&p, end, &v) || v > (uint64_t)INT64_MAX ||
+		if (qli_get_varint(&p, end, &v) || v > (uint64_t)INT64_MAX ||
 		    t > INT64_MAX - (int64_t)v)
 			return corrupt("time column truncated or overflows");
 		t += (int64_t)v;

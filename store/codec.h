@@ -53,6 +53,12 @@ uint64_t qli_get64(const uint8_t *p);
 
 uint64_t qli_hash64(const void *p, size_t len, uint64_t seed);
 
+/* LEB128 unsigned varints: 7 bits a byte, low first. put returns the
+ * bytes written (at most 10); get returns 0 and advances *pp, or -1 if
+ * the input ends or the value overflows 64 bits. */
+size_t qli_put_varint(uint8_t *p, uint64_t v);
+int qli_get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v);
+
 /* Writes a frame header (computing the checksum over it and payload). */
 void qli_frame_hdr_write(uint8_t out[QLI_FRAME_HDR], qli_frame_hdr *h,
 			 const uint8_t *payload);

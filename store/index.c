@@ -524,36 +524,15 @@ static int cmp_pairip(const void *a, const void *b)
 	return x->blk < y->blk ? -1 : x->blk > y->blk;
 }
 
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-	size_t n = 0;
-
-	while (v >= 0x80) {
-		p[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	p[n++] = (uint8_t)v;
-	return n;
-}
-
+/* Varints come from codec.c; postings are block numbers: 32 bits. */
 static int get_varint(const uint8_t **pp, const uint8_t *end, uint32_t *v)
 {
-	const uint8_t *p = *pp;
-	uint64_t r = 0;
+	uint64_t r;
 
-	for (unsigned shift = 0; p < end && shift < 35; shift += 7) {
-		uint8_t b = *p++;
-
-		r |= (uint64_t)(b & 0x7f) << shift;
-		if (!(b & 0x80)) {
-			if (r > UINT32_MAX)
-				return -1;
-			*pp = p;
-			*v = (uint32_t)r;
-			return 0;
-		}
-	}
-	return -1;
+	if (qli_get_varint(pp, end, &r) || r > UINT32_MAX)
+		return -1;
+	*v = (uint32_t)r;
+	return 0;
 }
 
 /* Key bytes (big-endian for hashes, so byte order is numeric order) and
@@ -627,11 +606,11 @@ static int put_chunks(qli_index *ix, const uint8_t seg[SEGKEY], char type,
 
 			memcpy(v.p + 4 + kn * ksize,
 			       pair_key(pairs, k, ksize, tmp), ksize);
-			v.len += put_varint(v.p + v.len, e - k);
+			v.len += qli_put_varint(v.p + v.len, e - k);
 			for (size_t q = k; q < e; q++) {
 				uint32_t b = pair_blk(pairs, q, ksize);
 
-				v.len += put_varint(v.p + v.len, b - prev);
+				v.len += qli_put_varint(v.p + v.len, b - prev);
 				prev = b;
 			}
 			k = e;
