@@ -317,6 +317,14 @@ static int describe(ql_store *s, const qli_seglist *l, qli_seg_desc *descs,
 		descs[i].bucket_end = l->start[i] + s->opt.bucket_width_us;
 		descs[i].generation = l->gen[i];
 		sealed[i] = 0;
+		if (rc && sf.torn_create) {
+			/* being created by the writer right now (or a crash
+			 * leftover its next open removes): no record in it,
+			 * nothing to decide */
+			sealed[i] = -1;
+			qli_clear_err();
+			continue;
+		}
 		if (rc == QL_ENOTFOUND)
 			continue;
 		if (rc)
@@ -417,6 +425,8 @@ int ql_expire(ql_store *s, int dry_run, const char *who,
 		const qli_ret_decision *dec = &plan.d[i];
 		ql_expiry e;
 
+		if (sealed[i] < 0)
+			continue;
 		memset(&e, 0, sizeof(e));
 		snprintf(e.name, sizeof(e.name), "%s/%.58s", QLI_SEG_DIR,
 			 descs[i].name);
@@ -432,7 +442,6 @@ int ql_expire(ql_store *s, int dry_run, const char *who,
 		/* (an unsealed segment that is due is deleted too: records
 		 * that old are refused on append, so no writer can still be
 		 * adding to it; left alone it would outlive its retention) */
-		(void)sealed[i];
 		if (e.action == QL_EXPIRE_HELD) {
 			held_by(holders, sizeof(holders), dec);
 			e.held_by = holders;

@@ -69,8 +69,15 @@ static void *sweeper(void *p)
 	ql_store *s = p;
 
 	while (!atomic_load(&stop)) {
-		if (ql_maintain(s) || ql_expire(s, 0, "test", NULL, NULL))
+		int rc = ql_maintain(s);
+
+		if (!rc)
+			rc = ql_expire(s, 0, "test", NULL, NULL);
+		if (rc) {
+			fprintf(stderr, "sweeper: %s: %s\n", ql_strerror(rc),
+				ql_errmsg(NULL));
 			return (void *)1;
+		}
 		usleep(2000);
 	}
 	return NULL;
@@ -94,15 +101,21 @@ static void *reader(void *p)
 			q.match = QL_MATCH_HANDLE;
 			q.handle = h;
 		}
-		if (ql_cursor_open(&c, s, &q))
+		if ((rc = ql_cursor_open(&c, s, &q))) {
+			fprintf(stderr, "reader open: %s: %s\n",
+				ql_strerror(rc), ql_errmsg(NULL));
 			return (void *)1;
+		}
 		while ((rc = ql_cursor_next(c, &r)) == QL_ROW)
 			;
 		ql_cursor_close(c);
 		/* a sweep may delete a segment under the cursor: that must be
 		 * the clean QL_ENOTFOUND, nothing else */
-		if (rc != QL_DONE && rc != QL_ENOTFOUND)
+		if (rc != QL_DONE && rc != QL_ENOTFOUND) {
+			fprintf(stderr, "reader: %s: %s\n", ql_strerror(rc),
+				ql_errmsg(NULL));
 			return (void *)1;
+		}
 	}
 	return NULL;
 }
