@@ -61,33 +61,6 @@ static int puts_(qli_buf *b, const char *s)
 	return put(b, s, strlen(s));
 }
 
-/* Length of a well-formed UTF-8 sequence at p, or 0. */
-static size_t utf8_seq(const uint8_t *p, size_t rem)
-{
-	uint32_t c;
-	size_t n, i;
-
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		n = 2, c = p[0] & 0x1f;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		n = 3, c = p[0] & 0x0f;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		n = 4, c = p[0] & 0x07;
-	else
-		return 0;
-	if (n > rem)
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		c = (c << 6) | (p[i] & 0x3f);
-	}
-	if ((n == 3 && c < 0x800) || (n == 4 && c < 0x10000) ||
-	    (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
-		return 0;
-	return n;
-}
-
 int qli_json_escape(qli_buf *out, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -119,7 +92,7 @@ int qli_json_escape(qli_buf *out, const char *s, size_t len)
 			o[0] = c;
 			out->len++;
 			i++;
-		} else if ((n = utf8_seq(p + i, len - i)) != 0) {
+		} else if ((n = qli_utf8_seq(p + i, len - i)) != 0) {
 			memcpy(o, p + i, n);
 			out->len += n;
 			i += n;

@@ -63,7 +63,7 @@ static const uint8_t holds_magic[4] = { 'Q', 'L', 'H', 'D' };
 
 /* Length of the UTF-8 sequence at p (at most rem bytes), or 0 if it is
  * not a well-formed one (overlong, surrogate, beyond U+10FFFF, cut). */
-static size_t utf8_seq(const uint8_t *p, size_t rem)
+size_t qli_utf8_seq(const uint8_t *p, size_t rem)
 {
 	uint32_t c;
 	size_t n, i;
@@ -109,7 +109,7 @@ static int text_check(const char *s, size_t max, const char *field)
 			return qli_err(QL_EINVAL, "%s: control character "
 				       "0x%02x at byte %zu (not allowed)",
 				       field, p[i], i);
-		n = utf8_seq(p + i, len - i);
+		n = qli_utf8_seq(p + i, len - i);
 		if (!n)
 			return qli_err(QL_EINVAL, "%s: invalid UTF-8 at byte "
 				       "%zu", field, i);

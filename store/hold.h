@@ -126,6 +126,11 @@ qli_hold *qli_holds_find(const qli_holdset *set, const char *order_id);
  * leading or trailing space. QL_EINVAL naming field and the rule. */
 int qli_order_id_check(const char *id, const char *field);
 
+/* Length of the UTF-8 sequence at p (at most rem bytes): 1 for ASCII, 0
+ * if it is not well formed (overlong, surrogate, beyond U+10FFFF, cut).
+ * Shared by the hold text rules and the audit trail's JSON escaper. */
+size_t qli_utf8_seq(const uint8_t *p, size_t rem);
+
 /* Canonicalises one subject into out: a handle (anything with '@', or
  * starting with '+', "tel:" or "mailto:") through ql_handle_parse, else an
  * address or CIDR prefix through ql_cidr_parse, written "ADDR/PREFIX".
