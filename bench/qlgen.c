@@ -20,7 +20,6 @@
 #include <string.h>
 
 #define OUT_SIZE (1u << 20)
-#define LINE_MAX_BYTES 512      /* a line is < 320 bytes even escaped */
 
 static const char usage[] =
 	"usage: qlgen [--seed S] [--records N] [--days D] "
@@ -56,139 +55,11 @@ static void flush_out(void)
 /* Formatting                                                              */
 /* ---------------------------------------------------------------------- */
 
-static char *put_lit(char *p, const char *s)
-{
-	while (*s)
-		*p++ = *s++;
-	return p;
-}
-
-static char *put_u64(char *p, uint64_t v)
-{
-	char tmp[20];
-	int n = 0;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		*p++ = tmp[--n];
-	return p;
-}
-
-static char *put_i64(char *p, int64_t v)
-{
-	if (v < 0) {
-		*p++ = '-';
-		return put_u64(p, -(uint64_t)v);
-	}
-	return put_u64(p, (uint64_t)v);
-}
-
-/* A JSON string. Generated handles never need escaping; this still
- * escapes '"', '\\' and control bytes so the output is JSON whatever the
- * record holds. */
-static char *put_str(char *p, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	*p++ = '"';
-	for (size_t i = 0; i < 64 && s[i]; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '"' || c == '\\') {
-			*p++ = '\\';
-			*p++ = (char)c;
-		} else if (c < 0x20) {
-			p = put_lit(p, "\\u00");
-			*p++ = hex[c >> 4];
-			*p++ = hex[c & 15];
-		} else {
-			*p++ = (char)c;
-		}
-	}
-	*p++ = '"';
-	return p;
-}
-
-static int is_mapped_v4(const uint8_t *ip)
-{
-	static const uint8_t pfx[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-					 0xff, 0xff };
-
-	return !memcmp(ip, pfx, 12);
-}
-
-/* Dotted quad for ::ffff:a.b.c.d, else RFC 5952: lower-case hex groups
- * without leading zeros, the longest run (first on a tie) of two or more
- * zero groups as "::". */
-static char *put_ip(char *p, const uint8_t *ip)
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned g[8];
-	int bs = -1, bl = 0;
-
-	if (is_mapped_v4(ip)) {
-		for (int i = 12; i < 16; i++) {
-			if (i > 12)
-				*p++ = '.';
-			p = put_u64(p, ip[i]);
-		}
-		return p;
-	}
-	for (int i = 0; i < 8; i++)
-		g[i] = (unsigned)ip[2 * i] << 8 | ip[2 * i + 1];
-	for (int i = 0; i < 8;) {
-		int j = i;
-
-		while (j < 8 && !g[j])
-			j++;
-		if (j - i > bl && j - i >= 2) {
-			bs = i;
-			bl = j - i;
-		}
-		i = j > i ? j : i + 1;
-	}
-	for (int i = 0; i < 8; i++) {
-		int shift = 12;
-
-		if (i == bs) {
-			p = put_lit(p, "::");
-			i += bl - 1;
-			continue;
-		}
-		if (i > 0 && i != bs + bl)
-			*p++ = ':';
-		while (shift > 0 && !(g[i] >> shift))
-			shift -= 4;
-		for (; shift >= 0; shift -= 4)
-			*p++ = hex[g[i] >> shift & 15];
-	}
-	return p;
-}
-
 static void write_record(const wl_record *r)
 {
-	char *p;
-
-	if (OUT_SIZE - out_len < LINE_MAX_BYTES)
+	if (OUT_SIZE - out_len < WL_NDJSON_MAX)
 		flush_out();
-	p = out + out_len;
-	p = put_lit(p, "{\"ts\":");
-	p = put_i64(p, r->ts);
-	p = put_lit(p, ",\"requester\":");
-	p = put_str(p, r->requester);
-	p = put_lit(p, ",\"target\":");
-	p = put_str(p, r->target);
-	p = put_lit(p, ",\"ip\":\"");
-	p = put_ip(p, r->ip);
-	p = put_lit(p, "\",\"service\":");
-	p = put_u64(p, r->service);
-	p = put_lit(p, ",\"result\":");
-	p = put_u64(p, r->result);
-	p = put_lit(p, "}\n");
-	out_len = (size_t)(p - out);
+	out_len += wl_ndjson(out + out_len, r);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -279,7 +150,7 @@ static void stats(wl_gen *g, const wl_config *cfg)
 		ooo += r.ts < prev;
 		prev = r.ts;
 		res0 += r.result == 0;
-		v4 += is_mapped_v4(r.ip);
+		v4 += wl_ip_is_v4(r.ip);
 		ft += r.service == 1;
 		email += strchr(r.requester, '@') != NULL;
 		tally(&req, r.requester);

@@ -1092,7 +1092,7 @@ void wl_sample_ips(const wl_gen *g, uint8_t (*ips)[16], unsigned k)
 	}
 }
 
-static int is_mapped_v4(const uint8_t *ip)
+int wl_ip_is_v4(const uint8_t *ip)
 {
 	static const uint8_t pfx[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 					 0xff, 0xff };
@@ -1114,7 +1114,7 @@ void wl_sample_cidrs(const wl_gen *g, uint8_t (*net)[16],
 		for (unsigned t = 0; dup && t < CIDR_TRIES; t++) {
 			const uint8_t *ip = g->pool[bound32(xo_next(&r),
 							    g->P)];
-			unsigned bytes = is_mapped_v4(ip) ? 15 : 6;
+			unsigned bytes = wl_ip_is_v4(ip) ? 15 : 6;
 
 			memset(net[i], 0, 16);
 			memcpy(net[i], ip, bytes);
@@ -1156,4 +1156,132 @@ uint64_t wl_row_hash(const wl_record *r)
 	h = mix64(h ^ load_le((const char *)r->ip, 8));
 	h = mix64(h ^ load_le((const char *)r->ip + 8, 8));
 	return mix64(h ^ ((uint64_t)r->service | (uint64_t)r->result << 8));
+}
+
+/* ---------------------------------------------------------------------- */
+/* NDJSON (qlgen's output, and the zstd reference's input)                  */
+/* ---------------------------------------------------------------------- */
+
+static char *nd_lit(char *p, const char *s)
+{
+	while (*s)
+		*p++ = *s++;
+	return p;
+}
+
+static char *nd_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	int n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
+static char *nd_i64(char *p, int64_t v)
+{
+	if (v < 0) {
+		*p++ = '-';
+		return nd_u64(p, -(uint64_t)v);
+	}
+	return nd_u64(p, (uint64_t)v);
+}
+
+/* A JSON string. Generated handles never need escaping; this still
+ * escapes '"', '\\' and control bytes so the output is JSON whatever the
+ * record holds. */
+static char *nd_str(char *p, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	*p++ = '"';
+	for (size_t i = 0; i < 64 && s[i]; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\') {
+			*p++ = '\\';
+			*p++ = (char)c;
+		} else if (c < 0x20) {
+			p = nd_lit(p, "\\u00");
+			*p++ = hex[c >> 4];
+			*p++ = hex[c & 15];
+		} else {
+			*p++ = (char)c;
+		}
+	}
+	*p++ = '"';
+	return p;
+}
+
+/* Dotted quad for ::ffff:a.b.c.d, else RFC 5952: lower-case hex groups
+ * without leading zeros, the longest run (first on a tie) of two or more
+ * zero groups as "::". */
+static char *nd_ip(char *p, const uint8_t *ip)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned g[8];
+	int bs = -1, bl = 0;
+
+	if (wl_ip_is_v4(ip)) {
+		for (int i = 12; i < 16; i++) {
+			if (i > 12)
+				*p++ = '.';
+			p = nd_u64(p, ip[i]);
+		}
+		return p;
+	}
+	for (int i = 0; i < 8; i++)
+		g[i] = (unsigned)ip[2 * i] << 8 | ip[2 * i + 1];
+	for (int i = 0; i < 8;) {
+		int j = i;
+
+		while (j < 8 && !g[j])
+			j++;
+		if (j - i > bl && j - i >= 2) {
+			bs = i;
+			bl = j - i;
+		}
+		i = j > i ? j : i + 1;
+	}
+	for (int i = 0; i < 8; i++) {
+		int shift = 12;
+
+		if (i == bs) {
+			p = nd_lit(p, "::");
+			i += bl - 1;
+			continue;
+		}
+		if (i > 0 && i != bs + bl)
+			*p++ = ':';
+		while (shift > 0 && !(g[i] >> shift))
+			shift -= 4;
+		for (; shift >= 0; shift -= 4)
+			*p++ = hex[g[i] >> shift & 15];
+	}
+	return p;
+}
+
+size_t wl_ndjson(char *out, const wl_record *r)
+{
+	char *p = out;
+
+	p = nd_lit(p, "{\"ts\":");
+	p = nd_i64(p, r->ts);
+	p = nd_lit(p, ",\"requester\":");
+	p = nd_str(p, r->requester);
+	p = nd_lit(p, ",\"target\":");
+	p = nd_str(p, r->target);
+	p = nd_lit(p, ",\"ip\":\"");
+	p = nd_ip(p, r->ip);
+	p = nd_lit(p, "\",\"service\":");
+	p = nd_u64(p, r->service);
+	p = nd_lit(p, ",\"result\":");
+	p = nd_u64(p, r->result);
+	p = nd_lit(p, "}\n");
+	return (size_t)(p - out);
 }

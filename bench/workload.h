@@ -15,6 +15,7 @@
 #ifndef QL_BENCH_WORKLOAD_H
 #define QL_BENCH_WORKLOAD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Default end of the span: 2026-11-01T00:00:00Z. */
@@ -89,6 +90,15 @@ void wl_sample_windows(const wl_gen *g, int64_t *t0, unsigned k);
 
 /* A 64-bit hash of every field of r (strings up to their NUL), the same on
  * every host, for order-independent sums over query answers. */
+/* One record as a line of NDJSON (ts as integer microseconds, ip as a
+ * dotted quad for IPv4-mapped addresses, RFC 5952 otherwise), the form
+ * `logtool import` reads; out must hold WL_NDJSON_MAX bytes. Returns the
+ * length, newline included (no NUL). */
+#define WL_NDJSON_MAX 1024
+/* Whether ip is IPv4-mapped (::ffff:a.b.c.d). */
+int wl_ip_is_v4(const uint8_t *ip);
+size_t wl_ndjson(char *out, const wl_record *r);
+
 uint64_t wl_row_hash(const wl_record *r);
 
 #endif

@@ -97,31 +97,9 @@ static void end19(struct zref *z)
 	}
 }
 
-static char *put_u64(char *p, uint64_t v)
-{
-	char tmp[20];
-	int n = 0;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		*p++ = tmp[--n];
-	return p;
-}
-
-static char *put_s(char *p, const char *s)
-{
-	size_t l = strlen(s);
-
-	memcpy(p, s, l);
-	return p + l;
-}
-
 void zref_add(struct zref *z, const wl_record *r)
 {
-	char line[512], *p;
+	char line[WL_NDJSON_MAX], *p;
 	size_t rl = strlen(r->requester), tl = strlen(r->target);
 
 	if (z->n == z->lim19)
@@ -146,20 +124,8 @@ void zref_add(struct zref *z, const wl_record *r)
 	*p++ = (char)r->result;
 	z->slen[0] = (size_t)(p - z->stage[0]);
 
-	/* NDJSON: handles are [+0-9a-z._@-], no escaping needed */
-	p = put_s(line, "{\"ts\":");
-	p = put_u64(p, (uint64_t)r->ts);
-	p = put_s(p, ",\"requester\":\"");
-	p = put_s(p, r->requester);
-	p = put_s(p, "\",\"target\":\"");
-	p = put_s(p, r->target);
-	p = put_s(p, "\",\"ip\":\"");
-	p += ql_ip_format(p, 64, r->ip);
-	p = put_s(p, "\",\"service\":");
-	p = put_u64(p, r->service);
-	p = put_s(p, ",\"result\":");
-	p = put_u64(p, r->result);
-	p = put_s(p, "}\n");
+	/* NDJSON: exactly the lines qlgen writes */
+	p = line + wl_ndjson(line, r);
 	if (z->slen[1] + (size_t)(p - line) > STAGE)
 		flush_stage(z, 1);
 	memcpy(z->stage[1] + z->slen[1], line, (size_t)(p - line));
