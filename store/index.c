@@ -64,6 +64,8 @@ struct qli_segacc {
 	pair32 *r, *t;
 	pairip *ip;
 	size_t nr, nt, nip, capr, capt, capip;
+	uint32_t last_blk; /* blocks come in order; if not, unordered */
+	int unordered;
 };
 
 static int mdb_fail(int mrc, const char *what)
@@ -261,37 +263,96 @@ int qli_index_destroy(int dirfd)
 
 /* ---- summaries ---- */
 
-static int cmp_u32(const void *a, const void *b)
+/* Stable LSD radix sort, replacing qsort on the writer's hot path (a
+ * comparison callback per step was half of the writer thread's time).
+ * Records of size sz start with their key; tmp holds n records. A pass
+ * whose byte is the same in every key is skipped. The result is in a. */
+/* Byte p (0 = least significant) of the key of record r: a native
+ * uint32 (mem_key 0) or a byte string of 'passes' bytes in memcmp order. */
+static inline unsigned key_byte(const uint8_t *r, unsigned p, int mem_key,
+				unsigned passes)
 {
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	uint32_t k;
 
-	return x < y ? -1 : x > y;
+	if (mem_key)
+		return r[passes - 1 - p];
+	memcpy(&k, r, 4);
+	return (k >> (8 * p)) & 0xff;
 }
 
-static int cmp_ip(const void *a, const void *b)
+static void radix_sort(void *a, void *tmp, size_t n, size_t sz,
+		       unsigned passes, int mem_key)
 {
-	return memcmp(a, b, 16);
+	uint8_t *src = a, *dst = tmp, *t;
+
+	if (n < 2)
+		return;
+	for (unsigned p = 0; p < passes; p++) {
+		size_t cnt[256] = { 0 }, pos = 0;
+		int trivial = 0;
+
+		for (size_t i = 0; i < n; i++)
+			cnt[key_byte(src + i * sz, p, mem_key, passes)]++;
+		for (unsigned b = 0; b < 256; b++) {
+			size_t c = cnt[b];
+
+			if (c == n)
+				trivial = 1; /* every key has this byte */
+			cnt[b] = pos;
+			pos += c;
+		}
+		if (trivial)
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			const uint8_t *r = src + i * sz;
+
+			memcpy(dst + cnt[key_byte(r, p, mem_key, passes)]++ *
+					     sz,
+			       r, sz);
+		}
+		t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != (uint8_t *)a)
+		memcpy(a, src, n * sz);
 }
 
-static uint32_t uniq_u32(uint32_t *v, uint32_t n)
+static uint32_t uniq_u32(uint32_t *v, uint32_t *tmp, uint32_t n)
 {
 	uint32_t k = 0;
 
-	qsort(v, n, sizeof(*v), cmp_u32);
+	radix_sort(v, tmp, n, sizeof(*v), 4, 0);
 	for (uint32_t i = 0; i < n; i++)
 		if (!k || v[k - 1] != v[i])
 			v[k++] = v[i];
 	return k;
 }
 
-static uint32_t uniq_ip(uint8_t (*v)[16], uint32_t n)
+/* Distinct IPs first (a block repeats them), through an open-addressing
+ * set of 2n slots, then the few left sorted. */
+static uint32_t uniq_ip(qli_summary *s, uint32_t n)
 {
-	uint32_t k = 0;
+	uint32_t mask = s->setcap - 1, k = 0;
 
-	qsort(v, n, 16, cmp_ip);
-	for (uint32_t i = 0; i < n; i++)
-		if (!k || memcmp(v[k - 1], v[i], 16))
-			memcpy(v[k++], v[i], 16);
+	memset(s->set, 0, s->setcap * sizeof(*s->set));
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t h = (uint32_t)qli_hash64(s->ip[i], 16, 0) & mask;
+
+		for (;; h = (h + 1) & mask) {
+			uint32_t e = s->set[h];
+
+			if (!e) {
+				s->set[h] = ++k;
+				if (k - 1 != i)
+					memcpy(s->ip[k - 1], s->ip[i], 16);
+				break;
+			}
+			if (!memcmp(s->ip[e - 1], s->ip[i], 16))
+				break;
+		}
+	}
+	radix_sort(s->ip, s->tmpip, k, 16, 16, 1);
 	return k;
 }
 
@@ -299,17 +360,23 @@ static int sum_reserve(qli_summary *s, uint32_t n)
 {
 	if (n <= s->cap)
 		return 0;
-	free(s->r);
-	free(s->t);
-	free(s->ip);
+	uint32_t setcap = 16;
+
+	while (setcap < 2 * n)
+		setcap *= 2;
+	qli_summary_free(s);
 	s->r = malloc(n * sizeof(*s->r));
 	s->t = malloc(n * sizeof(*s->t));
+	s->tmp = malloc(n * sizeof(*s->tmp));
 	s->ip = malloc((size_t)n * 16);
-	if (!s->r || !s->t || !s->ip) {
-		s->cap = 0;
+	s->tmpip = malloc((size_t)n * 16);
+	s->set = malloc(setcap * sizeof(*s->set));
+	if (!s->r || !s->t || !s->tmp || !s->ip || !s->tmpip || !s->set) {
+		qli_summary_free(s);
 		return qli_err(QL_ENOMEM, "out of memory");
 	}
 	s->cap = n;
+	s->setcap = setcap;
 	return 0;
 }
 
@@ -324,9 +391,9 @@ int qli_summary_from_recs(qli_summary *s, const qli_rec *recs, uint32_t n)
 		s->t[i] = qli_handle_hash(recs[i].tgt, recs[i].tgt_len);
 		memcpy(s->ip[i], recs[i].ip, 16);
 	}
-	s->nr = uniq_u32(s->r, n);
-	s->nt = uniq_u32(s->t, n);
-	s->ni = uniq_ip(s->ip, n);
+	s->nr = uniq_u32(s->r, s->tmp, n);
+	s->nt = uniq_u32(s->t, s->tmp, n);
+	s->ni = uniq_ip(s, n);
 	return 0;
 }
 
@@ -343,9 +410,9 @@ int qli_summary_from_block(qli_summary *s, const qli_block *b)
 		s->t[i] = qli_handle_hash(tg, strlen(tg));
 		memcpy(s->ip[i], b->ips[b->ipi[i]], 16);
 	}
-	s->nr = uniq_u32(s->r, b->n);
-	s->nt = uniq_u32(s->t, b->n);
-	s->ni = uniq_ip(s->ip, b->n);
+	s->nr = uniq_u32(s->r, s->tmp, b->n);
+	s->nt = uniq_u32(s->t, s->tmp, b->n);
+	s->ni = uniq_ip(s, b->n);
 	return 0;
 }
 
@@ -353,7 +420,10 @@ void qli_summary_free(qli_summary *s)
 {
 	free(s->r);
 	free(s->t);
+	free(s->tmp);
 	free(s->ip);
+	free(s->tmpip);
+	free(s->set);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -398,6 +468,9 @@ int qli_segacc_add(qli_segacc *a, const qli_summary *s, uint32_t blk)
 	    grow((void **)&a->t, &a->capt, a->nt + s->nt, sizeof(pair32)) ||
 	    grow((void **)&a->ip, &a->capip, a->nip + s->ni, sizeof(pairip)))
 		return QL_ENOMEM;
+	if (blk < a->last_blk)
+		a->unordered = 1;
+	a->last_blk = blk;
 	for (uint32_t i = 0; i < s->nr; i++)
 		a->r[a->nr++] = (pair32){ s->r[i], blk };
 	for (uint32_t i = 0; i < s->nt; i++)
@@ -662,6 +735,40 @@ static int drop_prefix(qli_index *ix, const uint8_t *prefix, size_t plen)
 	return 0;
 }
 
+/* Sorts the pairs by (key, block). Blocks are added in order, so a
+ * stable sort by key is enough; should they ever not be, qsort with the
+ * full comparison keeps the result right. */
+static int sort_pairs(qli_segacc *acc)
+{
+	size_t big = acc->nr > acc->nt ? acc->nr : acc->nt;
+	size_t bytes = big * sizeof(pair32);
+	void *tmp;
+
+	if (acc->nip * sizeof(pairip) > bytes)
+		bytes = acc->nip * sizeof(pairip);
+	if (!bytes)
+		return 0;
+	tmp = malloc(bytes);
+	if (!tmp)
+		return qli_err(QL_ENOMEM, "out of memory (sorting %zu keys)",
+			       big > acc->nip ? big : acc->nip);
+	if (acc->unordered) {
+		/* (qsort of an empty, NULL array is undefined behaviour) */
+		if (acc->nr)
+			qsort(acc->r, acc->nr, sizeof(pair32), cmp_pair32);
+		if (acc->nt)
+			qsort(acc->t, acc->nt, sizeof(pair32), cmp_pair32);
+		if (acc->nip)
+			qsort(acc->ip, acc->nip, sizeof(pairip), cmp_pairip);
+	} else {
+		radix_sort(acc->r, tmp, acc->nr, sizeof(pair32), 4, 0);
+		radix_sort(acc->t, tmp, acc->nt, sizeof(pair32), 4, 0);
+		radix_sort(acc->ip, tmp, acc->nip, sizeof(pairip), 16, 1);
+	}
+	free(tmp);
+	return 0;
+}
+
 int qli_index_seal(qli_index *ix, const qli_segfile *sf, qli_segacc *acc)
 {
 	uint8_t seg[SEGKEY], pre[1 + SEGKEY];
@@ -674,13 +781,8 @@ int qli_index_seal(qli_index *ix, const qli_segfile *sf, qli_segacc *acc)
 	pre[0] = 'S';
 	if (!rc)
 		rc = drop_prefix(ix, pre, sizeof(pre));
-	/* (qsort of an empty, NULL array is undefined behaviour) */
-	if (acc->nr)
-		qsort(acc->r, acc->nr, sizeof(pair32), cmp_pair32);
-	if (acc->nt)
-		qsort(acc->t, acc->nt, sizeof(pair32), cmp_pair32);
-	if (acc->nip)
-		qsort(acc->ip, acc->nip, sizeof(pairip), cmp_pairip);
+	if (!rc)
+		rc = sort_pairs(acc);
 	if (!rc)
 		rc = put_chunks(ix, seg, 'i', acc->ip, acc->nip, 16);
 	if (!rc)

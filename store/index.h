@@ -39,6 +39,10 @@ typedef struct qli_summary {
 	uint32_t *r, *t;     /* handle hashes as requester, as target */
 	uint8_t (*ip)[16];
 	size_t cap;
+	/* scratch: radix sort buffers, the IP set */
+	uint32_t *tmp, *set;
+	uint8_t (*tmpip)[16];
+	size_t setcap;
 } qli_summary;
 int qli_summary_from_recs(qli_summary *s, const qli_rec *recs, uint32_t n);
 int qli_summary_from_block(qli_summary *s, const qli_block *b);
