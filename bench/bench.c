@@ -61,7 +61,11 @@ static const char usage[] =
 	"  --data DIR        where the engines' stores go (default OUT/data)\n"
 	"  --engines LIST    of querylog,sqlite,rocksdb (default all)\n"
 	"  --threads LIST    querylog appending threads (default 1,2,4;\n"
-	"                    empty string: skip)\n"
+	"                    empty string: skip), each append durable on return\n"
+	"                    (QL_SYNC_EVERY_APPEND)\n"
+	"  --ql-committer LIST  querylog appending threads under QL_SYNC_MANUAL\n"
+	"                    with a commit thread calling ql_sync every 1 ms\n"
+	"                    (default 1; empty string: skip)\n"
 	"  --sizes LIST      querylog ingest at these sizes (default N/10,N;\n"
 	"                    a size equal to N reuses the main run)\n"
 	"  --sample-every K  ingest-rate sample interval (default N/100)\n"
@@ -353,7 +357,8 @@ static const char *run_label(const struct run *r, char *buf, size_t sz)
 	if (r->kind == RUN_GEN)
 		snprintf(buf, sz, "generator");
 	else if (r->kind == RUN_THREADS)
-		snprintf(buf, sz, "%s-t%u", r->ops->name, r->threads);
+		snprintf(buf, sz, "%s-t%u%s", r->ops->name, r->threads,
+			 r->committer ? "c" : "");
 	else if (r->kind == RUN_SIZE)
 		snprintf(buf, sz, "%s-n%llu", r->ops->name,
 			 (unsigned long long)r->n);
@@ -690,6 +695,7 @@ static int child_threads(struct run *r, const struct bconf *bc,
 
 	run_label(r, who, sizeof(who));
 	span(bc, &ec, r->n);
+	ec.ql_manual_sync = r->committer;
 	if (!recs || !g)
 		goto oom;
 	t0 = now_s();
@@ -714,7 +720,8 @@ static int child_threads(struct run *r, const struct bconf *bc,
 		goto out;
 	}
 	t0 = now_s();
-	if (eng_querylog_threads(e, recs, r->n, r->threads, r->ops->batch)) {
+	if (eng_querylog_threads(e, recs, r->n, r->threads, r->ops->batch,
+				 r->committer)) {
 		snprintf(r->err, sizeof(r->err), "%s: %s", who, bench_err());
 		goto out;
 	}
@@ -915,7 +922,7 @@ static void parse_args(struct bconf *bc, int argc, char **argv)
 {
 	static char outbuf[4096], databuf[4096];
 	const char *engines = "querylog,sqlite,rocksdb";
-	const char *threads = "1,2,4", *sizes = NULL;
+	const char *threads = "1,2,4", *cthreads = "1", *sizes = NULL;
 	int have_n = 0;
 	uint64_t v[8];
 
@@ -965,6 +972,8 @@ static void parse_args(struct bconf *bc, int argc, char **argv)
 			threads = val;
 		} else if (!strcmp(a, "--sizes")) {
 			sizes = val;
+		} else if (!strcmp(a, "--ql-committer")) {
+			cthreads = val;
 		} else if (!strcmp(a, "--sample-every")) {
 			bc->sample_every = parse_count(val, a);
 		} else if (!strcmp(a, "--handles")) {
@@ -1025,6 +1034,12 @@ static void parse_args(struct bconf *bc, int argc, char **argv)
 		if (v[i] < 1 || v[i] > 64)
 			die("%s: 1 .. 64 threads", "--threads");
 		bc->threads[i] = (unsigned)v[i];
+	}
+	bc->ncthreads = parse_list(cthreads, v, 8, "--ql-committer");
+	for (unsigned i = 0; i < bc->ncthreads; i++) {
+		if (v[i] < 1 || v[i] > 64)
+			die("%s: 1 .. 64 threads", "--ql-committer");
+		bc->cthreads[i] = (unsigned)v[i];
 	}
 	if (sizes) {
 		bc->nsizes = parse_list(sizes, bc->sizes, 8, "--sizes");
@@ -1087,7 +1102,7 @@ int main(int argc, char **argv)
 	fprintf(stderr, "qlbench: truth pass %.1f s\n", truth_s);
 
 	/* 2. the runs, each in its own child */
-	max_runs = 1 + bc.nengines + bc.nthreads + bc.nsizes;
+	max_runs = 1 + bc.nengines + bc.nthreads + bc.ncthreads + bc.nsizes;
 	runs = mmap(NULL, max_runs * sizeof(*runs), PROT_READ | PROT_WRITE,
 		    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (runs == MAP_FAILED)
@@ -1103,6 +1118,11 @@ int main(int argc, char **argv)
 		runs[nruns++] = (struct run){ .kind = RUN_THREADS, .n = bc.n,
 					      .ops = &eng_querylog,
 					      .threads = bc.threads[i] };
+	for (unsigned i = 0; have_ql && i < bc.ncthreads; i++)
+		runs[nruns++] = (struct run){ .kind = RUN_THREADS, .n = bc.n,
+					      .ops = &eng_querylog,
+					      .threads = bc.cthreads[i],
+					      .committer = 1 };
 	for (unsigned i = 0; have_ql && i < bc.nsizes; i++)
 		if (bc.sizes[i] != bc.n)
 			runs[nruns++] = (struct run){ .kind = RUN_SIZE,

@@ -76,6 +76,9 @@ struct run {
 	const struct engine_ops *ops; /* NULL for RUN_GEN */
 	uint64_t n;
 	unsigned threads;
+	/* querylog threads runs: appends under QL_SYNC_MANUAL, made durable
+	 * by a commit thread (eng_querylog_threads) */
+	int committer;
 	/* set by the child */
 	int done;          /* reached the end */
 	int status;        /* wait status */
@@ -110,6 +113,7 @@ struct bconf {
 	const struct engine_ops *engines[3];
 	unsigned nengines;
 	unsigned threads[8], nthreads;
+	unsigned cthreads[8], ncthreads; /* --ql-committer */
 	uint64_t sizes[8];
 	unsigned nsizes;
 	uint64_t sample_every;

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct engine {
 	ql_store *st;
@@ -64,7 +65,8 @@ static int qle_open(struct engine **out, const char *dir,
 	}
 	atomic_init(&e->now, c->now_us);
 	o.flags = QL_OPEN_CREATE;
-	o.sync_mode = QL_SYNC_EVERY_APPEND;
+	o.sync_mode = c->ql_manual_sync ? QL_SYNC_MANUAL
+					: QL_SYNC_EVERY_APPEND;
 	o.maintenance_interval_ms = c->ql_maint_ms;
 	o.clock = qclock;
 	o.clock_ctx = &e->now;
@@ -265,16 +267,51 @@ static void *append_thread(void *arg)
 	return NULL;
 }
 
+/* Group commit for appenders that do not wait: each ql_sync() makes
+ * durable everything appended before it, in one write and one fsync. */
+struct committer {
+	ql_store *st;
+	atomic_int stop;
+	int rc;
+	unsigned long syncs;
+	char err[512];
+};
+
+static void *commit_thread(void *arg)
+{
+	struct committer *c = arg;
+	const struct timespec pause = { 0, 1000000 }; /* 1 ms */
+
+	while (!atomic_load(&c->stop)) {
+		int rc = ql_sync(c->st);
+
+		if (rc) {
+			c->rc = rc;
+			snprintf(c->err, sizeof(c->err), "%s", ql_errmsg(NULL));
+			break;
+		}
+		c->syncs++;
+		nanosleep(&pause, NULL);
+	}
+	return NULL;
+}
+
 int eng_querylog_threads(struct engine *e, const void *recs, size_t n,
-			 unsigned nthreads, size_t batch)
+			 unsigned nthreads, size_t batch, int committer)
 {
 	struct tslice sl[64];
-	pthread_t th[64];
+	pthread_t th[64], cth;
+	struct committer cm = { .st = e->st };
 	unsigned started = 0;
-	int ret = 0;
+	int ret = 0, rc;
 
 	if (nthreads < 1 || nthreads > 64) {
 		bench_seterr("threads %u: must be 1 to 64", nthreads);
+		return -1;
+	}
+	atomic_init(&cm.stop, 0);
+	if (committer && pthread_create(&cth, NULL, commit_thread, &cm)) {
+		bench_seterr("pthread_create failed");
 		return -1;
 	}
 	for (unsigned t = 0; t < nthreads; t++) {
@@ -295,6 +332,18 @@ int eng_querylog_threads(struct engine *e, const void *recs, size_t n,
 				     ql_strerror(sl[t].rc), sl[t].err);
 			ret = -1;
 		}
+	}
+	if (committer) {
+		atomic_store(&cm.stop, 1);
+		pthread_join(cth, NULL);
+		if (cm.rc && !ret) {
+			bench_seterr("ql_sync (commit thread): %s (%s)",
+				     ql_strerror(cm.rc), cm.err);
+			ret = -1;
+		}
+		/* the last records: durable when this returns */
+		if (!ret && (rc = ql_sync(e->st)))
+			ret = qerr("ql_sync", rc);
 	}
 	return ret;
 }

@@ -42,6 +42,9 @@ struct eng_conf {
 	/* querylog only: maintenance_interval_ms (-1: none, ql_maintain
 	 * once at the end) */
 	int ql_maint_ms;
+	/* querylog only: open under QL_SYNC_MANUAL (a commit thread makes
+	 * the appends durable) instead of QL_SYNC_EVERY_APPEND */
+	int ql_manual_sync;
 };
 
 struct engine; /* each eng_*.c defines its own */
@@ -87,9 +90,13 @@ extern const struct engine_ops eng_rocksdb;
 /* querylog only: appends recs[0..n) from nthreads threads at once, thread
  * t taking batches t, t + nthreads, ... of `batch` records, so concurrent
  * appenders interleave in time as live servers would. recs is an array of
- * ql_record (void here so this header needs no querylog.h). */
+ * ql_record (void here so this header needs no querylog.h).
+ * committer: the store was opened with ql_manual_sync; a commit thread
+ * calls ql_sync() back to back (1 ms apart) while the appenders run, so
+ * every record is durable within one commit of its append, and the
+ * call returns once the final ql_sync() has made all of them durable. */
 int eng_querylog_threads(struct engine *e, const void *recs, size_t n,
-			 unsigned nthreads, size_t batch);
+			 unsigned nthreads, size_t batch, int committer);
 
 /* ---- helpers shared by the engines and the driver (util.c) ---- */
 

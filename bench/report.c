@@ -177,7 +177,8 @@ static const char *run_name(const struct run *r, char *buf, size_t sz)
 	if (r->kind == RUN_GEN)
 		snprintf(buf, sz, "generator");
 	else if (r->kind == RUN_THREADS)
-		snprintf(buf, sz, "%s-t%u", r->ops->name, r->threads);
+		snprintf(buf, sz, "%s-t%u%s", r->ops->name, r->threads,
+			 r->committer ? "c" : "");
 	else if (r->kind == RUN_SIZE)
 		snprintf(buf, sz, "%s-n%llu", r->ops->name,
 			 (unsigned long long)r->n);
@@ -362,13 +363,18 @@ static void print_scaling(const struct bconf *bc, const struct run *runs,
 	if (!ql)
 		return;
 	for (unsigned i = 0; i < nruns; i++)
-		if (runs[i].kind == RUN_THREADS && runs[i].threads == 1)
+		if (runs[i].kind == RUN_THREADS && runs[i].threads == 1 &&
+		    !runs[i].committer)
 			t1 = &runs[i];
-	if (bc->nthreads) {
+	if (bc->nthreads || bc->ncthreads) {
 		printf("\nquerylog ingest with concurrent appenders (one "
 		       "store, group commit, %zu-record appends,\nstream "
 		       "pre-generated in memory, batches dealt round-robin to "
-		       "the threads):\n", eng_querylog.batch);
+		       "the threads;\nN: every ql_append returns once durable "
+		       "(QL_SYNC_EVERY_APPEND);\nN+c: QL_SYNC_MANUAL appends, "
+		       "a commit thread calls ql_sync() every 1 ms, the rate "
+		       "counts\nuntil the final ql_sync() returns):\n",
+		       eng_querylog.batch);
 		printf("  %-8s %12s %10s %10s\n", "threads", "rec/s",
 		       "vs 1", "B/rec");
 		for (unsigned i = 0; i < nruns; i++) {
@@ -382,7 +388,11 @@ static void print_scaling(const struct bconf *bc, const struct run *runs,
 					 m_rate(r) / m_rate(t1));
 			else
 				snprintf(b, sizeof(b), "n/a");
-			printf("  %-8u %12s %10s %10.1f%s\n", r->threads, a, b,
+			char tn[16];
+
+			snprintf(tn, sizeof(tn), "%u%s", r->threads,
+				 r->committer ? "+c" : "");
+			printf("  %-8s %12s %10s %10.1f%s\n", tn, a, b,
 			       r->done ? m_bpr(r) : NAN,
 			       r->done ? "" : "  FAILED");
 		}

@@ -690,7 +690,7 @@ static void shuffle(uint32_t *v, uint32_t n, xo *r)
  * random permutation of the accounts (rank -> account). */
 static int build_laws(wl_gen *g)
 {
-	double *w = malloc((size_t)g->U * sizeof *w);
+	double *w = calloc(g->U, sizeof *w); /* calloc: gcc -O3 warns otherwise */
 	uint32_t *perm = malloc((size_t)g->U * sizeof *perm);
 	int rc = -1;
 	xo r;
