@@ -527,11 +527,10 @@ static int load_block(ql_cursor *c, const pend *p)
 	cb->seg = p->seg;
 	cb->bidx = p->blk;
 	rc = compute_matches(c, cb);
-	if (rc || cb->nmatch == 0) {
-		cb_recycle(c, cb);
-		return rc;
-	}
-	return heap_push(c, cb);
+	if (!rc && cb->nmatch && !(rc = heap_push(c, cb)))
+		return 0;
+	cb_recycle(c, cb); /* no match, or failed: not in the heap */
+	return rc;
 }
 
 int ql_cursor_next(ql_cursor *c, const ql_record **rec)
