@@ -466,9 +466,11 @@ static int next_bucket(ql_cursor *c)
 				size_t cap = c->pendcap ? 2 * c->pendcap : 64;
 				pend *p = realloc(c->pend, cap * sizeof(*p));
 
-				if (!p)
+				if (!p) {
+					c->npend = 0; /* retried whole */
 					return qli_err(QL_ENOMEM,
 						       "out of memory");
+				}
 				c->pend = p;
 				c->pendcap = cap;
 			}
@@ -566,9 +568,12 @@ int ql_cursor_next(ql_cursor *c, const ql_record **rec)
 			c->pend[c->pi].min_ts <=
 				c->heap[0]->blk.ts[c->heap[0]->match
 							   [c->heap[0]->mi]])) {
-			rc = load_block(c, &c->pend[c->pi++]);
+			/* advance only once loaded: a step that failed
+			 * (QL_ENOMEM) is retried, not skipped */
+			rc = load_block(c, &c->pend[c->pi]);
 			if (rc)
 				return rc;
+			c->pi++;
 		}
 		if (c->nheap)
 			break;
