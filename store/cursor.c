@@ -640,14 +640,17 @@ int ql_segments(ql_store *s, int verify,
 			info.max_ts = sf.max_ts;
 			if (s->ix) {
 				uint32_t nb;
-				int ok;
+				int ok, irc;
 
-				if (!qli_index_check(s->ix, &sf, &nb, &ok))
+				irc = qli_index_check(s->ix, &sf, &nb, &ok);
+				if (!irc)
 					info.indexed = sf.sealed
 							       ? ok
 							       : nb == sf.nblk;
+				else if (irc == QL_ENOMEM)
+					st = irc; /* not "unindexed" */
 			}
-			if (verify) {
+			if (verify && !st) {
 				st = qli_segfile_verify(&sf, dec, &blk,
 							&info.bad_offset);
 				if (!st && sf.file_size > sf.size) {
@@ -667,6 +670,11 @@ int ql_segments(ql_store *s, int verify,
 				}
 			}
 			qli_segfile_close(&sf);
+		}
+		if (st == QL_ENOMEM) {
+			/* our failure, not the segment's damage */
+			rc = st;
+			break;
 		}
 		info.status = st;
 		if (st)
