@@ -282,7 +282,8 @@ QL_API int ql_cursor_open(ql_cursor **out, ql_store *store,
  * valid until the next step or close, QL_DONE at the end, or a negative
  * code: QL_ECORRUPT names the segment and offset in ql_errmsg;
  * QL_ENOTFOUND means a segment the cursor had planned to read was deleted
- * by expiry meanwhile (open a new cursor: it no longer plans it). */
+ * by expiry meanwhile (open a new cursor: it no longer plans it); after
+ * QL_ENOMEM the cursor is where it was and the step can be retried. */
 QL_API int ql_cursor_next(ql_cursor *cur, const ql_record **rec);
 
 /* Frees the cursor. NULL is accepted. */

@@ -466,9 +466,11 @@ static int next_bucket(ql_cursor *c)
 				size_t cap = c->pendcap ? 2 * c->pendcap : 64;
 				pend *p = realloc(c->pend, cap * sizeof(*p));
 
-				if (!p)
+				if (!p) {
+					c->npend = 0; /* retried whole */
 					return qli_err(QL_ENOMEM,
 						       "out of memory");
+				}
 				c->pend = p;
 				c->pendcap = cap;
 			}
@@ -527,11 +529,10 @@ static int load_block(ql_cursor *c, const pend *p)
 	cb->seg = p->seg;
 	cb->bidx = p->blk;
 	rc = compute_matches(c, cb);
-	if (rc || cb->nmatch == 0) {
-		cb_recycle(c, cb);
-		return rc;
-	}
-	return heap_push(c, cb);
+	if (!rc && cb->nmatch && !(rc = heap_push(c, cb)))
+		return 0;
+	cb_recycle(c, cb); /* no match, or failed: not in the heap */
+	return rc;
 }
 
 int ql_cursor_next(ql_cursor *c, const ql_record **rec)
@@ -567,9 +568,12 @@ int ql_cursor_next(ql_cursor *c, const ql_record **rec)
 			c->pend[c->pi].min_ts <=
 				c->heap[0]->blk.ts[c->heap[0]->match
 							   [c->heap[0]->mi]])) {
-			rc = load_block(c, &c->pend[c->pi++]);
+			/* advance only once loaded: a step that failed
+			 * (QL_ENOMEM) is retried, not skipped */
+			rc = load_block(c, &c->pend[c->pi]);
 			if (rc)
 				return rc;
+			c->pi++;
 		}
 		if (c->nheap)
 			break;
@@ -636,14 +640,17 @@ int ql_segments(ql_store *s, int verify,
 			info.max_ts = sf.max_ts;
 			if (s->ix) {
 				uint32_t nb;
-				int ok;
+				int ok, irc;
 
-				if (!qli_index_check(s->ix, &sf, &nb, &ok))
+				irc = qli_index_check(s->ix, &sf, &nb, &ok);
+				if (!irc)
 					info.indexed = sf.sealed
 							       ? ok
 							       : nb == sf.nblk;
+				else if (irc == QL_ENOMEM)
+					st = irc; /* not "unindexed" */
 			}
-			if (verify) {
+			if (verify && !st) {
 				st = qli_segfile_verify(&sf, dec, &blk,
 							&info.bad_offset);
 				if (!st && sf.file_size > sf.size) {
@@ -663,6 +670,11 @@ int ql_segments(ql_store *s, int verify,
 				}
 			}
 			qli_segfile_close(&sf);
+		}
+		if (st == QL_ENOMEM) {
+			/* our failure, not the segment's damage */
+			rc = st;
+			break;
 		}
 		info.status = st;
 		if (st)

@@ -1340,8 +1340,13 @@ static int take_records(ql_store *s, const ql_record *recs, size_t n,
 		r->ts = recs[i].ts;
 		r->req = arena_copy(mt, c[i].req, c[i].req_len);
 		r->tgt = arena_copy(mt, c[i].tgt, c[i].tgt_len);
-		if (!r->req || !r->tgt)
+		if (!r->req || !r->tgt) {
+			if (!mt->n) { /* just made for this record */
+				b->mt = NULL;
+				memtable_free(mt);
+			}
 			return qli_err(QL_ENOMEM, "out of memory");
+		}
 		r->req_len = c[i].req_len;
 		r->tgt_len = c[i].tgt_len;
 		memcpy(r->ip, recs[i].ip, 16);
@@ -1420,10 +1425,16 @@ int ql_append(ql_store *s, const ql_record *recs, size_t n,
 	}
 	pthread_mutex_lock(&s->mu);
 	rc = writable(s);
-	if (!rc)
+	if (!rc) {
+		uint64_t seq0 = s->seq;
+
 		rc = take_records(s, recs, n, c);
-	if (rc)
-		fail(s, rc); /* partial take: cannot undo, disable */
+		/* a batch taken in part cannot be undone: disable (none of
+		 * it is written); a failure before any record was taken is
+		 * a clean error */
+		if (rc && s->seq != seq0)
+			fail(s, rc);
+	}
 	while (!rc && s->pending_bytes > s->opt.max_pending_bytes &&
 	       !s->failed)
 		pthread_cond_wait(&s->done, &s->mu);

@@ -1,5 +1,6 @@
-/* faultvfs_script.h - the scripted store run shared by test_faults.c and
- * test_powerloss.c, and the checks of what a reopen finds (header-only).
+/* faultvfs_script.h - the scripted store run shared by test_faults.c,
+ * test_powerloss.c and test_allocfail.c, and the checks of what a reopen
+ * finds (header-only).
  *
  * Every record carries its id in the requester ("+1" and 12 digits), and
  * everything else in it is a function of the id and a time kept here, so
@@ -36,7 +37,9 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#ifndef SC_MAXREC
 #define SC_MAXREC 1024
+#endif
 #define SC_A (T_EPOCH + 10 * T_HOUR)
 #define SC_B (SC_A + T_HOUR)
 #define SC_C (SC_B + T_HOUR)
@@ -58,6 +61,8 @@ typedef struct sc_ctx {
 	uint8_t tried[SC_MAXREC];    /* given to ql_append */
 	uint8_t accepted[SC_MAXREC]; /* ql_append returned 0 */
 	uint8_t acked[SC_MAXREC];    /* durable by the contract */
+	uint8_t refused[SC_MAXREC];  /* its ql_append failed before taking
+				      * anything: it must never appear */
 	/* the first failure the script saw */
 	int rc;
 	char where[64];
@@ -227,6 +232,7 @@ static void sc_reset(sc_ctx *c)
 	memset(c->tried, 0, sizeof(c->tried));
 	memset(c->accepted, 0, sizeof(c->accepted));
 	memset(c->acked, 0, sizeof(c->acked));
+	memset(c->refused, 0, sizeof(c->refused));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -430,6 +436,10 @@ static unsigned sc_scan(sc_ctx *c, ql_store *s, const char *what)
 				(unsigned long long)id);
 			continue;
 		}
+		if (c->refused[id])
+			SC_FAIL(c, "%s: record %llu appears although its "
+				"ql_append failed", what,
+				(unsigned long long)id);
 		n++;
 		sc_make(&t, (uint32_t)id, c->ts[id], 1);
 		if (rec->ts != t.r.ts || strcmp(rec->target, t.tgt) ||
