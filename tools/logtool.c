@@ -33,6 +33,7 @@
 
 #include <jansson.h>
 
+#include "ndjson.h"
 #include "querylog.h"
 
 #if defined(__GNUC__)
@@ -861,20 +862,6 @@ struct importer {
 	struct line_error errs[BATCH];
 };
 
-enum field {
-	F_TS,
-	F_REQUESTER,
-	F_TARGET,
-	F_IP,
-	F_SERVICE,
-	F_RESULT,
-	F_COUNT
-};
-
-static const char *const field_names[F_COUNT] = {
-	"ts", "requester", "target", "ip", "service", "result"
-};
-
 static void print_line_error(const struct importer *im, uint64_t line,
 			     const char *msg)
 {
@@ -908,160 +895,6 @@ static void hold_error(struct importer *im, uint64_t line, const char *msg)
 	im->errs[im->nerr].line = line;
 	im->errs[im->nerr].msg = copy;
 	im->nerr++;
-}
-
-static int LT_PRINTF(3, 4) fail(char *msg, size_t sz, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sz, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
-/* A key from the input, quoted for a message: printable ASCII as is,
- * anything else as \xNN, cut after 40 bytes. */
-static void quote_key(char *out, size_t sz, const char *key)
-{
-	size_t o = 0, i;
-
-	out[o++] = '"';
-	for (i = 0; key[i] && i < 40 && o + 8 < sz; i++) {
-		unsigned char c = (unsigned char)key[i];
-
-		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
-			out[o++] = (char)c;
-		else
-			o += (size_t)snprintf(out + o, sz - o, "\\x%02x", c);
-	}
-	if (key[i] && o + 5 < sz) {
-		memcpy(out + o, "...", 3);
-		o += 3;
-	}
-	out[o++] = '"';
-	out[o] = '\0';
-}
-
-static int parse_ts(ql_record *r, json_t *v, int64_t now, char *msg,
-		    size_t sz)
-{
-	int rc;
-
-	if (json_is_integer(v)) {
-		r->ts = (int64_t)json_integer_value(v);
-		return 0;
-	}
-	if (!json_is_string(v))
-		return fail(msg, sz, "ts: must be an integer of microseconds "
-			    "or a time string");
-	rc = ql_time_parse(&r->ts, json_string_value(v), now, "ts");
-	if (rc != QL_OK)
-		return fail(msg, sz, "%s", lib_msg(rc));
-	return 0;
-}
-
-static int parse_service(ql_record *r, json_t *v, char *msg, size_t sz)
-{
-	const char *s;
-
-	if (json_is_integer(v) && json_integer_value(v) >= 0 &&
-	    json_integer_value(v) <= 255) {
-		r->service = (uint8_t)json_integer_value(v);
-		return 0;
-	}
-	s = json_is_string(v) ? json_string_value(v) : "";
-	if (strcmp(s, "messages") == 0) {
-		r->service = QL_SERVICE_MESSAGES;
-		return 0;
-	}
-	if (strcmp(s, "facetime") == 0) {
-		r->service = QL_SERVICE_FACETIME;
-		return 0;
-	}
-	return fail(msg, sz, "service: must be a number 0..255, "
-		    "\"messages\" or \"facetime\"");
-}
-
-static int parse_result(ql_record *r, json_t *v, char *msg, size_t sz)
-{
-	if (json_is_boolean(v)) {
-		r->result = json_is_true(v);
-		return 0;
-	}
-	if (json_is_integer(v) && (json_integer_value(v) == 0 ||
-				   json_integer_value(v) == 1)) {
-		r->result = (uint8_t)json_integer_value(v);
-		return 0;
-	}
-	return fail(msg, sz, "result: must be true, false, 0 or 1");
-}
-
-static int parse_field(ql_record *r, enum field f, json_t *v, int64_t now,
-		       char *msg, size_t sz)
-{
-	int rc;
-
-	switch (f) {
-	case F_TS:
-		return parse_ts(r, v, now, msg, sz);
-	case F_REQUESTER:
-	case F_TARGET:
-		if (!json_is_string(v))
-			return fail(msg, sz, "%s: must be a string",
-				    field_names[f]);
-		/* Validated and canonicalised by ql_append. */
-		if (f == F_REQUESTER)
-			r->requester = json_string_value(v);
-		else
-			r->target = json_string_value(v);
-		return 0;
-	case F_IP:
-		if (!json_is_string(v))
-			return fail(msg, sz, "ip: must be a string");
-		rc = ql_ip_parse(r->ip, json_string_value(v), "ip");
-		if (rc != QL_OK)
-			return fail(msg, sz, "%s", lib_msg(rc));
-		return 0;
-	case F_SERVICE:
-		return parse_service(r, v, msg, sz);
-	case F_RESULT:
-		return parse_result(r, v, msg, sz);
-	default:
-		return fail(msg, sz, "internal error: field %d", (int)f);
-	}
-}
-
-static int record_from_json(ql_record *r, json_t *obj, int64_t now,
-			    char *msg, size_t sz)
-{
-	const char *key;
-	json_t *v;
-	unsigned seen = 0;
-	int f;
-
-	if (!json_is_object(obj))
-		return fail(msg, sz, "not a JSON object");
-	memset(r, 0, sizeof(*r));
-	json_object_foreach(obj, key, v) {
-		for (f = 0; f < F_COUNT; f++)
-			if (strcmp(key, field_names[f]) == 0)
-				break;
-		if (f == F_COUNT) {
-			char q[200];
-
-			quote_key(q, sizeof(q), key);
-			return fail(msg, sz, "unknown key %s", q);
-		}
-		if (parse_field(r, (enum field)f, v, now, msg, sz) < 0)
-			return -1;
-		seen |= 1u << f;
-	}
-	for (f = 0; f < F_COUNT; f++)
-		if (!(seen & (1u << f)))
-			return fail(msg, sz, "missing key \"%s\"",
-				    field_names[f]);
-	return 0;
 }
 
 /* ql_append's message starts with "record N: ", N the index in that call;
@@ -1113,40 +946,25 @@ static int import_flush(struct importer *im)
 	}
 	release_errors(im, UINT64_MAX);
 	for (i = 0; i < im->n; i++)
-		json_decref(im->objs[i]);
+		ndjson_release(im->objs[i]);
 	im->n = 0;
 	return rc == QL_OK ? LT_OK : lib_error(rc);
-}
-
-static int blank(const char *s, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		if (!strchr(" \t\r\n", s[i]) || s[i] == '\0')
-			return 0;
-	return 1;
 }
 
 static int import_line(struct importer *im, uint64_t line, const char *buf,
 		       size_t len)
 {
-	char msg[512];
-	json_error_t jerr;
+	char msg[NDJSON_MSG_MAX];
 	json_t *obj;
 
-	if (blank(buf, len))
+	switch (ndjson_parse_line(&im->recs[im->n], &obj, buf, len, im->now,
+				  msg, sizeof(msg))) {
+	case NDJSON_BLANK:
 		return LT_OK;
-	obj = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!obj) {
-		snprintf(msg, sizeof(msg), "invalid JSON at column %d: %s",
-			 jerr.column, jerr.text);
+	case NDJSON_BAD:
 		hold_error(im, line, msg);
-	} else if (record_from_json(&im->recs[im->n], obj, im->now, msg,
-				    sizeof(msg)) < 0) {
-		json_decref(obj);
-		hold_error(im, line, msg);
-	} else {
+		break;
+	default:
 		im->objs[im->n] = obj;
 		im->lines[im->n] = line;
 		im->n++;
@@ -1325,7 +1143,7 @@ close_store:
 	ql_close(im->store);
 	release_errors(im, UINT64_MAX);
 	while (im->n > 0)
-		json_decref(im->objs[--im->n]);
+		ndjson_release(im->objs[--im->n]);
 free_importer:
 	free(im);
 close_input:
@@ -1368,42 +1186,20 @@ static int text_row(const ql_record *r)
 /* One NDJSON line with the keys and value forms import reads. */
 static int json_row(const ql_record *r)
 {
-	const size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
-	char ip[64], buf[2048];
-	json_t *o;
+	char buf[2048], *s;
 	size_t len;
 
-	ql_ip_format(ip, sizeof(ip), r->ip);
-	o = json_pack("{s:I,s:s,s:s,s:s,s:i,s:i}",
-		      "ts", (json_int_t)r->ts,
-		      "requester", r->requester,
-		      "target", r->target,
-		      "ip", ip,
-		      "service", (int)r->service,
-		      "result", (int)r->result);
-	if (!o)
-		goto cannot_encode;
-	len = json_dumpb(o, buf, sizeof(buf), flags);
-	if (len > 0 && len <= sizeof(buf)) {
-		fwrite(buf, 1, len, stdout);
-	} else {
-		/* Only with very long escaped handles. */
-		char *s = json_dumps(o, flags);
-
-		if (!s) {
-			json_decref(o);
-			goto cannot_encode;
-		}
-		fputs(s, stdout);
-		free(s);
+	s = ndjson_format(r, buf, sizeof(buf), &len);
+	if (!s) {
+		fprintf(stderr, "logtool: the record at %" PRId64 " cannot be "
+			"encoded as JSON\n", r->ts);
+		return -1;
 	}
+	fwrite(s, 1, len, stdout);
 	putchar('\n');
-	json_decref(o);
+	if (s != buf)
+		free(s);
 	return 0;
-cannot_encode:
-	fprintf(stderr, "logtool: the record at %" PRId64 " cannot be encoded "
-		"as JSON\n", r->ts);
-	return -1;
 }
 
 static void csv_header(void)
