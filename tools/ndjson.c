@@ -192,6 +192,24 @@ static int record_from_json(ql_record *r, json_t *obj, int64_t now,
 	return 0;
 }
 
+/* jansson's message, for one printable line: it quotes the input near the
+ * error as is, control characters included; those, and any byte that is
+ * not printable ASCII, become \xNN (as in quote_key). */
+static void printable(char *out, size_t sz, const char *in)
+{
+	size_t o = 0;
+
+	for (; *in && o + 5 < sz; in++) {
+		unsigned char c = (unsigned char)*in;
+
+		if (c >= 0x20 && c < 0x7f && c != '\\')
+			out[o++] = (char)c;
+		else
+			o += (size_t)snprintf(out + o, sz - o, "\\x%02x", c);
+	}
+	out[o] = '\0';
+}
+
 static int blank(const char *s, size_t len)
 {
 	size_t i;
@@ -213,8 +231,11 @@ int ndjson_parse_line(ql_record *r, json_t **owner, const char *buf,
 		return NDJSON_BLANK;
 	obj = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!obj) {
+		char text[4 * JSON_ERROR_TEXT_LENGTH];
+
+		printable(text, sizeof(text), jerr.text);
 		snprintf(msg, sz, "invalid JSON at column %d: %s",
-			 jerr.column, jerr.text);
+			 jerr.column, text);
 		return NDJSON_BAD;
 	}
 	if (record_from_json(r, obj, now, msg, sz) < 0) {
