@@ -6,7 +6,9 @@
  *          checksum fixed up by the target), small and mixed blocks;
  * segment: files of a real store: unsealed, sealed, torn, two
  *          generations; flag bytes that fix headers and frames;
- * parse:   the accepted and refused forms of each parser. */
+ * parse:   the accepted and refused forms of each parser;
+ * ndjson:  import lines in every accepted form, each kind of refusal,
+ *          blank lines, several lines in one input. */
 #define _GNU_SOURCE
 #include "codec.h"
 #include "querylog.h"
@@ -237,6 +239,61 @@ static void parse(void)
 	}
 }
 
+static void ndjson(void)
+{
+	static const char *seeds[] = {
+		"{\"ts\":\"2026-11-01T11:00:00Z\",\"requester\":\"+14155550123\","
+		"\"target\":\"alice@example.com\",\"ip\":\"192.0.2.1\","
+		"\"service\":\"messages\",\"result\":true}\n",
+		/* as scan -o json prints it */
+		"{\"ts\":1793530800000000,\"requester\":\"+14155550124\","
+		"\"target\":\"Bob@example.com\",\"ip\":\"2001:db8::1\","
+		"\"service\":1,\"result\":0}\n",
+		"{\"result\":false,\"service\":\"facetime\",\"ip\":"
+		"\"::ffff:10.1.2.3\",\"target\":\"tel:+442071838750\","
+		"\"requester\":\"mailto:A.B@Example.COM\",\"ts\":\"-2h\"}",
+		"{\"ts\":\"2026-11-01\",\"requester\":\"caf\\u00e9@example.com\","
+		"\"target\":\"+14155550123\",\"ip\":\"10.0.0.1\",\"service\":255,"
+		"\"result\":1}",
+		"{\"ts\":-9223372036854775808,\"requester\":\"\",\"target\":"
+		"\"x\",\"ip\":\"::\",\"service\":0,\"result\":0}",
+		/* refused: each rule once */
+		"{\"ts\":\"soon\",\"requester\":\"+14155550123\",\"target\":"
+		"\"a@b.c\",\"ip\":\"1.2.3.4\",\"service\":0,\"result\":1}",
+		"{\"ts\":1.5,\"requester\":\"+14155550123\"}",
+		"{\"ts\":1,\"requester\":7,\"target\":\"a@b.c\",\"ip\":"
+		"\"1.2.3.4\",\"service\":0,\"result\":1}",
+		"{\"ts\":1,\"requester\":\"+1\",\"target\":\"a@b.c\",\"ip\":"
+		"\"1.2.3.256\",\"service\":0,\"result\":1}",
+		"{\"ts\":1,\"requester\":\"+1\",\"target\":\"a@b.c\",\"ip\":"
+		"\"1.2.3.4\",\"service\":256,\"result\":1}",
+		"{\"ts\":1,\"requester\":\"+1\",\"target\":\"a@b.c\",\"ip\":"
+		"\"1.2.3.4\",\"service\":\"sms\",\"result\":2}",
+		"{\"ts\":1,\"requester\":\"+1\",\"target\":\"a@b.c\",\"ip\":"
+		"\"1.2.3.4\",\"service\":0}",
+		"{\"ts\":1,\"ts\":2}",
+		"{\"t\\u0001s\":1}",
+		"[{\"ts\":1}]",
+		"not json \x1b[2J\r",
+		"{\"ts\":1,\"requester\":\"\\u0000\"}",
+		" \t\r\n\n",
+		"",
+		/* several lines: good, bad, blank, good */
+		"{\"ts\":\"now\",\"requester\":\"+14155550123\",\"target\":"
+		"\"a@b.example\",\"ip\":\"203.0.113.7\",\"service\":0,"
+		"\"result\":1}\n{\"ts\":\n\n{\"ts\":0,\"requester\":\"+1\","
+		"\"target\":\"+2\",\"ip\":\"fe80::1\",\"service\":3,"
+		"\"result\":true}\n",
+	};
+
+	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "seed-%02zu", i);
+		put("ndjson", name, seeds[i], strlen(seeds[i]), NULL, 0);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -248,5 +305,6 @@ int main(int argc, char **argv)
 	blocks();
 	segments();
 	parse();
+	ndjson();
 	return 0;
 }
