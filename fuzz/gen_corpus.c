@@ -8,9 +8,13 @@
  *          generations; flag bytes that fix headers and frames;
  * parse:   the accepted and refused forms of each parser;
  * ndjson:  import lines in every accepted form, each kind of refusal,
- *          blank lines, several lines in one input. */
+ *          blank lines, several lines in one input;
+ * holds:   HOLDS files written by qli_holds_save (active, released,
+ *          lapsed holds, subjects), with flag bytes that fix the header
+ *          and checksum, and hold specs for the place mode. */
 #define _GNU_SOURCE
 #include "codec.h"
+#include "hold.h"
 #include "querylog.h"
 
 #include <dirent.h>
@@ -294,6 +298,100 @@ static void ndjson(void)
 	}
 }
 
+static void holds(void)
+{
+	static const char *subj[] = { "+14155550123", "tel:+442071838750",
+				      "Alice@Example.COM", "10.1.2.3",
+				      "2001:db8::/32", "192.0.2.0/24" };
+	char dir[] = "/tmp/qlgen.XXXXXX", p[128];
+	qli_holdset set;
+	qli_hold_spec sp = { 0 };
+	uint8_t *f, flag;
+	size_t n;
+	int dfd;
+
+	if (!mkdtemp(dir) || (dfd = open(dir, O_RDONLY | O_DIRECTORY)) < 0)
+		exit(1);
+	qli_holds_init(&set);
+	if (qli_holds_save(dfd, &set))
+		exit(1);
+	snprintf(p, sizeof(p), "%s/HOLDS", dir);
+	f = slurp(p, &n);
+	flag = 0;
+	put("holds", "empty", &flag, 1, f, n);
+	free(f);
+
+	sp.order_id = "ORD-2026-0001";
+	sp.from = BUCKET - 10 * 86400 * SEC;
+	sp.to = BUCKET;
+	sp.expires = BUCKET + 30 * 86400 * SEC;
+	sp.reason = "grand jury subpoena 26-114, caf\xc3\xa9";
+	sp.placed_by = "legal@example.com";
+	sp.subjects = subj;
+	sp.nsubjects = 6;
+	if (qli_holds_place(&set, &sp, BUCKET, NULL))
+		exit(1);
+	sp.order_id = "ORD 2";
+	sp.to = QLI_HOLD_OPEN;
+	sp.period_us = 7 * 86400 * SEC;
+	sp.nsubjects = 0;
+	if (qli_holds_place(&set, &sp, BUCKET, NULL) ||
+	    qli_holds_release(&set, "ORD 2", BUCKET + SEC, "ops"))
+		exit(1);
+	sp.order_id = "ORD-3";
+	sp.expires = BUCKET + SEC;
+	if (qli_holds_place(&set, &sp, BUCKET, NULL) ||
+	    qli_holds_lapse(&set, BUCKET + 2 * SEC, NULL, NULL) != 1 ||
+	    qli_holds_save(dfd, &set))
+		exit(1);
+	f = slurp(p, &n);
+	flag = 0;
+	put("holds", "three", &flag, 1, f, n);
+	/* text that breaks the writers' rules, which readers do not check
+	 * (FORMAT.md, HOLDS); flag 1 gives them a valid checksum */
+	{
+		uint8_t *q = memmem(f, n, "caf\xc3\xa9", 5);
+
+		flag = 1;
+		q[3] = 0x1b;
+		put("holds", "reason-control-char", &flag, 1, f, n);
+		q[3] = 0xc3;
+		q[4] = '(';
+		put("holds", "reason-not-utf8", &flag, 1, f, n);
+		q[4] = 0xa9;
+		q = memmem(f, n, "+14155550123", 12);
+		q[11] = 'x';
+		put("holds", "subject-not-canonical", &flag, 1, f, n);
+		q[11] = '3';
+	}
+	/* the fuzzer's fix-ups: a stale checksum, a damaged header */
+	f[n - 1] ^= 0x5a;
+	flag = 1;
+	put("holds", "three-fix-sum", &flag, 1, f, n);
+	f[5] = 7;
+	f[12] ^= 1;
+	flag = 3;
+	put("holds", "three-fix-header", &flag, 1, f, n);
+	free(f);
+	qli_holds_free(&set);
+	unlinkat(dfd, "HOLDS", 0);
+	close(dfd);
+	rmdir(dir);
+
+	/* place mode: order ID, placed_by, reason, subjects */
+	{
+		static const char spec[] = "ORD-9\0judge@example.org\0"
+					   "order 9\0+14155550123\0"
+					   "10.0.0.0/8\0::ffff:10.0.0.1";
+
+		flag = 4;
+		put("holds", "place", &flag, 1, spec, sizeof(spec) - 1);
+		flag = 4 | 1 | 16 | 64;
+		put("holds", "place-open-release", &flag, 1, spec,
+		    sizeof(spec) - 1);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -306,5 +404,6 @@ int main(int argc, char **argv)
 	segments();
 	parse();
 	ndjson();
+	holds();
 	return 0;
 }
