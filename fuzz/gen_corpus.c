@@ -11,8 +11,13 @@
  *          blank lines, several lines in one input;
  * holds:   HOLDS files written by qli_holds_save (active, released,
  *          lapsed holds, subjects), with flag bytes that fix the header
- *          and checksum, and hold specs for the place mode. */
+ *          and checksum, and hold specs for the place mode;
+ * audit:   month files written by the appender (every kind of event,
+ *          order IDs that need escapes), one or two months, torn,
+ *          damaged, a broken link, with flag bytes that fix sums and
+ *          links. */
 #define _GNU_SOURCE
+#include "audit.h"
 #include "codec.h"
 #include "hold.h"
 #include "querylog.h"
@@ -392,6 +397,134 @@ static void holds(void)
 	}
 }
 
+/* The flag byte and, for two files, the cut. */
+static void put_audit(const char *name, uint8_t flag, const uint8_t *oct,
+		      size_t noct, const uint8_t *nov, size_t nnov)
+{
+	uint8_t *b = malloc(3 + noct + nnov);
+	size_t n = 0;
+
+	b[n++] = flag;
+	if (flag & 4) {
+		b[n++] = (uint8_t)noct;
+		b[n++] = (uint8_t)(noct >> 8);
+		memcpy(b + n, oct, noct);
+		n += noct;
+	}
+	memcpy(b + n, nov, nnov);
+	n += nnov;
+	put("audit", name, b, n, NULL, 0);
+	free(b);
+}
+
+static void audit(void)
+{
+	const int64_t oct = 1792454400LL * SEC; /* 2026-10-20T00:00:00Z */
+	const int64_t nov = 1794700800LL * SEC; /* 2026-11-15T00:00:00Z */
+	static const char *subj[] = { "+14155550123", "10.0.0.0/8" };
+	char dir[] = "/tmp/qlgen.XXXXXX", p[128];
+	qli_hold_spec sp = { 0 };
+	qli_holdset set;
+	qli_hold *h;
+	qli_audit *a;
+	uint8_t *o, *v;
+	size_t no, nv, first;
+	int dfd;
+
+	if (!mkdtemp(dir) || (dfd = open(dir, O_RDONLY | O_DIRECTORY)) < 0 ||
+	    qli_audit_open(&a, dfd, 0, 0))
+		exit(1);
+	qli_holds_init(&set);
+	sp.order_id = "ORD \"7\" \\ x";
+	sp.from = oct - 86400 * SEC;
+	sp.to = QLI_HOLD_OPEN;
+	sp.expires = nov + 30 * 86400 * SEC;
+	sp.reason = "subpoena \"7\", caf\xc3\xa9";
+	sp.placed_by = "legal";
+	sp.subjects = subj;
+	sp.nsubjects = 2;
+	if (qli_holds_place(&set, &sp, oct, &h) ||
+	    qli_audit_hold(a, oct, QLI_AEV_HOLD_PLACED, "legal", h, 0,
+			   h->expires) ||
+	    qli_audit_segment_sealed(a, oct + SEC, "server",
+				     "20261019T000000Z-g0.qls", 1234, 56789,
+				     0x0123456789abcdefULL) ||
+	    qli_audit_query(a, oct + 2 * SEC, "analyst", "ORD-1",
+			    "handle +14155550123 role any"))
+		exit(1);
+	if (qli_audit_query(a, nov, "analyst", sp.order_id, "ip 10.0.0.0/8") ||
+	    qli_holds_release(&set, sp.order_id, nov + SEC, "legal") ||
+	    qli_audit_hold(a, nov + SEC, QLI_AEV_HOLD_RELEASED, "legal",
+			   &set.v[0], set.v[0].expires, 0) ||
+	    qli_audit_query(a, nov + 2 * SEC, "analyst", NULL, "stat"))
+		exit(1);
+	qli_audit_close(a);
+	qli_holds_free(&set);
+	snprintf(p, sizeof(p), "%s/audit/2026-10.log", dir);
+	o = slurp(p, &no);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/audit/2026-11.log", dir);
+	v = slurp(p, &nv);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/audit", dir);
+	rmdir(p);
+	close(dfd);
+	rmdir(dir);
+
+	put_audit("nov", 0, NULL, 0, v, nv);
+	put_audit("two-months", 4, o, no, v, nv);
+	put_audit("oct-only", 4, o, no, NULL, 0);
+	put_audit("torn", 4, o, no, v, nv - 9);
+	/* the first record of November, then the rest */
+	first = 12 + (size_t)(v[0] | v[1] << 8 | v[2] << 16);
+	put_audit("nov-first-only", 0, NULL, 0, v, first);
+	/* a broken link: the second record's prev; flags 3 mend it */
+	v[first + 12 + (size_t)((uint8_t *)memmem(v + first + 12, nv - first -
+						  12, "\"prev\":\"", 8) -
+				 (v + first + 12)) + 8] ^= 1;
+	put_audit("broken-link", 4 | 1, o, no, v, nv);
+	put_audit("broken-link-fix", 4 | 3, o, no, v, nv);
+	/* a damaged middle record, its sum fixed */
+	v[first + 20] ^= 0x20;
+	put_audit("damaged", 4, o, no, v, nv);
+	put_audit("damaged-fix", 4 | 3, o, no, v, nv);
+	/* October damaged, November only a torn header: the appender cuts
+	 * the tear, then refuses to chain to October */
+	o[40] ^= 0x20;
+	put_audit("oct-damaged-nov-torn", 4, o, no, v, 9);
+	free(o);
+	free(v);
+	/* escapes in order IDs and keys, frames made here (flag 3 fixes
+	 * sums and links) */
+	{
+		static const char *pl[] = {
+			"{\"ts\":1794700800000000,\"event\":\"query\",\"who\":"
+			"\"a\",\"order_id\":\"ORD\\u002d1\",\"prev\":"
+			"\"0000000000000000\"}",
+			"{\"ts\":1794700800000001, \"order_id\" : \"\\ud83d"
+			"\\ude00 \\u00e9 \\\\ \\\" \\/ \\b\\f\\n\\r\\t\","
+			"\"prev\":\"0000000000000000\",\"x\":[1,{\"order_id\":"
+			"\"ORD-1\"},-0.5e+3,true,false,null]}",
+			"{\"ts\":1794700800000002,\"order_id\":\"ORD-1\",\"prev\":"
+			"\"0000000000000000\",\"order\\u005fid\":\"x\"}",
+			"{\"ts\":-0,\"prev\":\"0000000000000000\",\"order_id\":"
+			"\"\\ud800\"}",
+		};
+		uint8_t buf[1024];
+		size_t n = 0;
+
+		for (size_t i = 0; i < sizeof(pl) / sizeof(pl[0]); i++) {
+			size_t len = strlen(pl[i]);
+
+			qli_put32(buf + n, (uint32_t)len);
+			qli_put64(buf + n + 4, 0);
+			memcpy(buf + n + 12, pl[i], len);
+			n += 12 + len;
+		}
+		put_audit("escapes", 3, NULL, 0, buf, n);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -405,5 +538,6 @@ int main(int argc, char **argv)
 	parse();
 	ndjson();
 	holds();
+	audit();
 	return 0;
 }
