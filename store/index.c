@@ -872,6 +872,13 @@ static int dir_parse(const MDB_val *v, qli_segfile *sf)
 	return 0;
 }
 
+int qli_index_dir_parse(const void *p, size_t len, qli_segfile *sf)
+{
+	MDB_val v = { len, (void *)p };
+
+	return dir_parse(&v, sf);
+}
+
 int qli_index_check(qli_index *ix, const qli_segfile *sf, uint32_t *nblk,
 		    int *sealed_ok)
 {

@@ -93,6 +93,12 @@ typedef struct qli_ixread qli_ixread;
 int qli_index_begin(qli_index *ix, qli_ixread **out);
 void qli_index_end(qli_ixread *rt);
 
+/* Parses the value of a directory entry ('D', docs/FORMAT.md §6) into
+ * sf: sealed, size, seal_checksum, the block directory (sf->blk is freed
+ * and replaced), nrec, raw_bytes, and min_ts/max_ts when it has blocks.
+ * QL_ECORRUPT, QL_ENOMEM. For fuzz/fuzz_catalog.c. */
+int qli_index_dir_parse(const void *p, size_t len, qli_segfile *sf);
+
 /* Fills sf (name, bucket, gen, sealed, block directory; fd = -1) from the
  * segment's directory entry. QL_ENOTFOUND if the index has none. */
 int qli_index_get_dir(qli_ixread *rt, int64_t bucket_start, uint32_t gen,

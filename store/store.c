@@ -154,37 +154,51 @@ static int meta_write(ql_store *s)
 				s->opt.file_mode, s->path);
 }
 
+int qli_meta_parse(const char *text, size_t len, const char *path,
+		   int64_t *width, int64_t *retention)
+{
+	char buf[QLI_META_MAX + 1] = { 0 };
+	long long w = 0, r = 0;
+	int version = 0;
+
+	memcpy(buf, text, len < QLI_META_MAX ? len : QLI_META_MAX);
+	if (sscanf(buf, "querylog-store %d\nbucket_width_us %lld\n"
+		   "retention_us %lld", &version, &w, &r) < 2)
+		return qli_err(QL_ECORRUPT, "%s/%s: not a querylog store file",
+			       path, QLI_META_FILE);
+	if (version != 1)
+		return qli_err(QL_EVERSION, "%s: store format %d (this build "
+			       "reads 1)", path, version);
+	if (check_width(w))
+		return qli_err(QL_ECORRUPT, "%s/%s: bucket width %lld", path,
+			       QLI_META_FILE, w);
+	*width = w;
+	*retention = r;
+	return 0;
+}
+
 static int meta_read(ql_store *s)
 {
-	char buf[256] = { 0 };
-	long long w = 0;
-	int version = 0, fd, rc;
+	char buf[QLI_META_MAX];
+	int64_t w, r;
+	int fd, rc;
 	ssize_t n;
 
 	fd = qli_vfs_cur->openat(s->dirfd, QLI_META_FILE, O_RDONLY, 0);
 	if (fd < 0)
 		return qli_errno(errno, "open", QLI_META_FILE);
-	n = qli_vfs_cur->pread(fd, buf, sizeof(buf) - 1, 0);
+	n = qli_vfs_cur->pread(fd, buf, sizeof(buf), 0);
 	rc = n < 0 ? qli_errno(errno, "read", QLI_META_FILE) : 0;
 	qli_vfs_cur->close(fd);
+	if (!rc)
+		rc = qli_meta_parse(buf, (size_t)n, s->path, &w, &r);
 	if (rc)
 		return rc;
-	long long r = 0;
-
-	if (sscanf(buf, "querylog-store %d\nbucket_width_us %lld\n"
-		   "retention_us %lld", &version, &w, &r) < 2)
-		return qli_err(QL_ECORRUPT, "%s/%s: not a querylog store file",
-			       s->path, QLI_META_FILE);
-	if (version != 1)
-		return qli_err(QL_EVERSION, "%s: store format %d (this build "
-			       "reads 1)", s->path, version);
-	if (check_width(w))
-		return qli_err(QL_ECORRUPT, "%s/%s: bucket width %lld", s->path,
-			       QLI_META_FILE, w);
 	if (s->opt.bucket_width_us && s->opt.bucket_width_us != w)
 		return qli_err(QL_EINVAL, "bucket_width_us %lld: the store at "
 			       "%s was created with %lld, which is fixed",
-			       (long long)s->opt.bucket_width_us, s->path, w);
+			       (long long)s->opt.bucket_width_us, s->path,
+			       (long long)w);
 	s->opt.bucket_width_us = w;
 	/* The retention period is the store's: readers apply what the
 	 * writer set, and a writer that sets a new one records it. */

@@ -112,4 +112,12 @@ typedef struct qli_seglist {
 int qli_seglist_read(int segdir, qli_seglist *out);
 void qli_seglist_free(qli_seglist *l);
 
+/* Parses the text of QLSTORE (docs/FORMAT.md §3; only its first
+ * QLI_META_MAX bytes count): *width, and *retention (0 when the file has
+ * none). 0, or QL_ECORRUPT / QL_EVERSION with the message naming path.
+ * Apart from the file read so that fuzz/fuzz_catalog.c can drive it. */
+#define QLI_META_MAX 255
+int qli_meta_parse(const char *text, size_t len, const char *path,
+		   int64_t *width, int64_t *retention);
+
 #endif
