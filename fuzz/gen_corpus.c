@@ -15,12 +15,15 @@
  * audit:   month files written by the appender (every kind of event,
  *          order IDs that need escapes), one or two months, torn,
  *          damaged, a broken link, with flag bytes that fix sums and
- *          links. */
+ *          links;
+ * catalog: QLSTORE as a store writes it and variants, and the index's
+ *          directory entries of the segment files made for segment. */
 #define _GNU_SOURCE
 #include "audit.h"
 #include "codec.h"
 #include "hold.h"
 #include "querylog.h"
+#include "segment.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -159,6 +162,36 @@ static void append_some(ql_store *s, unsigned first, unsigned n)
 		exit(1);
 }
 
+/* The index's 'D' value of a segment file, encoded as
+ * qli_index_put_dir does, as a catalog seed (flag 1). */
+static void dir_value(const char *segdir, const char *file, const char *seed)
+{
+	int fd = open(segdir, O_RDONLY | O_DIRECTORY);
+	qli_segfile sf;
+	uint8_t *v;
+	size_t len;
+
+	if (fd < 0 || qli_segfile_load(&sf, fd, file, 0))
+		exit(1);
+	len = 24 + (size_t)sf.nblk * 48;
+	v = calloc(1, len);
+	v[0] = 1;
+	v[1] = (uint8_t)sf.sealed;
+	qli_put32(v + 4, sf.nblk);
+	qli_put64(v + 8, sf.size);
+	qli_put64(v + 16, sf.sealed ? sf.seal_checksum : 0);
+	for (uint32_t i = 0; i < sf.nblk; i++)
+		qli_blkent_pack(v + 24 + (size_t)i * 48, &sf.blk[i]);
+	{
+		uint8_t flag = 1;
+
+		put("catalog", seed, &flag, 1, v, len);
+	}
+	free(v);
+	qli_segfile_close(&sf);
+	close(fd);
+}
+
 static void segments(void)
 {
 	char dir[] = "/tmp/qlgen.XXXXXX", store[64], p[128];
@@ -221,6 +254,14 @@ static void segments(void)
 	put("segment", "header-only-fixed", &flag, 1, g0, 64);
 	free(g0);
 	free(g1);
+	snprintf(p, sizeof(p), "%s/seg", store);
+	dir_value(p, "20261101T000000Z-g0.qls", "dir-sealed");
+	dir_value(p, "20261101T000000Z-g1.qls", "dir-unsealed");
+	snprintf(p, sizeof(p), "%s/QLSTORE", store);
+	g0 = slurp(p, &n0);
+	flag = 0;
+	put("catalog", "meta", &flag, 1, g0, n0);
+	free(g0);
 	snprintf(p, sizeof(p), "rm -rf '%s'", dir);
 	if (system(p))
 		exit(1);
@@ -525,6 +566,43 @@ static void audit(void)
 	}
 }
 
+static void catalog(void)
+{
+	static const char *meta[] = {
+		"querylog-store 1\nbucket_width_us 3600000000\n",
+		"querylog-store 1\nbucket_width_us 604800000000\n"
+		"retention_us 9223372036854775807\n",
+		"querylog-store 1 bucket_width_us 60000000 retention_us -1",
+		"querylog-store\t 001\n\n\nbucket_width_us +86400000000\n"
+		"retention_us 0x10\ntrailing",
+		"querylog-store 2\nbucket_width_us 86400000000\n",
+		"querylog-store 1\nbucket_width_us 7200000001\n",
+		"querylog-store 1\nbucket_width_us 99999999999999999999\n",
+		"querylog-store 1\nbucket_width_us 691200000000\n",
+		"querylog-store 1\nbucket_width_us 25200000000\n",
+		"QLSTORE",
+		"",
+	};
+	uint8_t flag = 0;
+	uint8_t v[24 + 48] = { 7, 1, 0, 0, 1 };
+
+	for (size_t i = 0; i < sizeof(meta) / sizeof(meta[0]); i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "meta-%02zu", i);
+		put("catalog", name, &flag, 1, meta[i], strlen(meta[i]));
+	}
+	/* a wrong version byte and an empty entry; flag 3 mends the first */
+	flag = 1;
+	put("catalog", "dir-bad-version", &flag, 1, v, sizeof(v));
+	flag = 3;
+	put("catalog", "dir-bad-version-fix", &flag, 1, v, sizeof(v) - 5);
+	v[0] = 1;
+	v[4] = 0;
+	flag = 1;
+	put("catalog", "dir-empty", &flag, 1, v, 24);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -539,5 +617,6 @@ int main(int argc, char **argv)
 	ndjson();
 	holds();
 	audit();
+	catalog();
 	return 0;
 }
