@@ -14,6 +14,11 @@
 #define QLI_MAGIC_SEAL 0x4c534c51u  /* "QLSL" */
 #define QLI_MAX_BLOCK_RECORDS 65536u
 #define QLI_MAX_RAW (64u << 20)     /* refuse larger blocks: bomb guard */
+/* No frame of a block within QLI_MAX_RAW is longer (zstd's bound for
+ * incompressible input is the input plus 1/256 plus a few bytes): a
+ * directory entry claiming more is damage, refused before any
+ * allocation of that size. */
+#define QLI_MAX_FRAME (QLI_MAX_RAW + (QLI_MAX_RAW >> 7) + 4096u)
 
 /* An in-memory record: handles are canonical and NUL-terminated. */
 typedef struct qli_rec {

@@ -491,6 +491,14 @@ int qli_segfile_read_block(const qli_segfile *sf, uint32_t i, qli_buf *buf,
 	int rc;
 
 	buf->len = 0;
+	if (e->frame_len < QLI_FRAME_HDR || e->frame_len > QLI_MAX_FRAME ||
+	    (sf->size && e->off + e->frame_len > sf->size))
+		return qli_err(QL_ECORRUPT, "segment %s block %u: directory "
+			       "says %u bytes at offset %llu; a frame is %u to "
+			       "%u bytes and within the file (%llu bytes)",
+			       sf->name, i, e->frame_len,
+			       (unsigned long long)e->off, QLI_FRAME_HDR,
+			       QLI_MAX_FRAME, (unsigned long long)sf->size);
 	rc = qli_buf_reserve(buf, e->frame_len);
 	if (rc)
 		return rc;
