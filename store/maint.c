@@ -451,9 +451,12 @@ int ql_expire(ql_store *s, int dry_run, const char *who,
 		if (!rc && fn)
 			rc = fn(&e, ctx);
 	}
-	if (!rc && !dry_run && s->opt.audit_retention_us > 0)
+	if (!rc && !dry_run && s->opt.audit_retention_us > 0) {
 		rc = qli_audit_expire(s->dirfd, now, s->opt.audit_retention_us,
 				      NULL, NULL);
+		if (rc > 0)
+			rc = 0; /* that many month files removed: success */
+	}
 	qli_ret_plan_free(&plan);
 	qli_index_close(ix);
 	free(descs);
