@@ -574,8 +574,10 @@ int qli_holds_save(int dirfd, const qli_holdset *set)
 	for (size_t i = 0; i < set->n; i++)
 		p = hold_encode(p, &set->v[i]);
 	qli_put64(p, qli_hash64(buf, HOLDS_HDR + body, 0));
+	/* what names the directory whose fsync makes the rename durable:
+	 * the store's, which holds HOLDS (not a directory "HOLDS") */
 	rc = qli_write_atomic(dirfd, QLI_HOLDS_FILE, buf, len, 0600,
-			      QLI_HOLDS_FILE);
+			      "of " QLI_HOLDS_FILE);
 	free(buf);
 	return rc;
 }

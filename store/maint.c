@@ -40,6 +40,17 @@ static const char *who_or(const char *who)
 
 /* ---- holds ---- */
 
+/* Replaces HOLDS; a failure names the store, since HOLDS's own messages
+ * ("fsync directory of HOLDS") cannot say which store's directory. */
+static int holds_save(ql_store *s, const qli_holdset *set)
+{
+	int rc = qli_holds_save(s->dirfd, set);
+
+	if (rc)
+		qli_err_prefix("store %s: ", s->path);
+	return rc;
+}
+
 typedef struct lapse_ctx {
 	ql_store *s;
 	qli_audit *a;
@@ -85,7 +96,7 @@ static int hold_begin(ql_store *s, int64_t now, int *lockfd,
 		rc = n < 0 ? n : l.rc;
 		goto fail;
 	}
-	if (n > 0 && (rc = qli_holds_save(s->dirfd, set)))
+	if (n > 0 && (rc = holds_save(s, set)))
 		goto fail;
 	return 0;
 fail:
@@ -138,7 +149,7 @@ int ql_hold_place(ql_store *s, const ql_hold *h)
 	 * placement the trail lacks, never a recorded hold that is not in
 	 * force (the safer side for a legal obligation) */
 	if (!rc)
-		rc = qli_holds_save(s->dirfd, &set);
+		rc = holds_save(s, &set);
 	if (!rc)
 		rc = qli_audit_hold(a, now, QLI_AEV_HOLD_PLACED, h->placed_by,
 				    placed, 0, placed->expires);
@@ -163,7 +174,7 @@ int ql_hold_extend(ql_store *s, const char *order_id, int64_t new_expires,
 	rc = qli_holds_extend(&set, order_id, new_expires, now, who_or(who),
 			      &old_exp, &new_exp);
 	if (!rc)
-		rc = qli_holds_save(s->dirfd, &set);
+		rc = holds_save(s, &set);
 	if (!rc)
 		rc = qli_audit_hold(a, now, QLI_AEV_HOLD_EXTENDED, who_or(who),
 				    qli_holds_find(&set, order_id), old_exp,
@@ -188,7 +199,7 @@ int ql_hold_release(ql_store *s, const char *order_id, const char *who)
 		return rc;
 	rc = qli_holds_release(&set, order_id, now, who_or(who));
 	if (!rc)
-		rc = qli_holds_save(s->dirfd, &set);
+		rc = holds_save(s, &set);
 	if (!rc && (h = qli_holds_find(&set, order_id)))
 		rc = qli_audit_hold(a, now, QLI_AEV_HOLD_RELEASED, who_or(who),
 				    h, h->expires, h->expires);
@@ -451,9 +462,12 @@ int ql_expire(ql_store *s, int dry_run, const char *who,
 		if (!rc && fn)
 			rc = fn(&e, ctx);
 	}
-	if (!rc && !dry_run && s->opt.audit_retention_us > 0)
+	if (!rc && !dry_run && s->opt.audit_retention_us > 0) {
 		rc = qli_audit_expire(s->dirfd, now, s->opt.audit_retention_us,
 				      NULL, NULL);
+		if (rc > 0)
+			rc = 0; /* that many month files removed: success */
+	}
 	qli_ret_plan_free(&plan);
 	qli_index_close(ix);
 	free(descs);

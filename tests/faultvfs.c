@@ -54,7 +54,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int trace = -1;
 static unsigned long count, arm_n;
 static enum fv_action armed;
-static int hit, dead, disk_full;
+static int hit, dead, disk_full, paused;
 static char hit_op[32], hit_name[PATH_MAX];
 static char *fd_name[FV_MAXFD];
 #define FV_MAXFAILED 16
@@ -117,8 +117,11 @@ static void note_failed(const char *name)
 /* Counts one operation; returns the action to apply to it. mu held. */
 static enum fv_action gate(const char *op, const char *name)
 {
-	unsigned long n = ++count;
+	unsigned long n;
 
+	if (paused)
+		return FV_NONE; /* outside the phase under test */
+	n = ++count;
 	if (trace < 0)
 		trace = getenv("FV_TRACE") && *getenv("FV_TRACE") == '1';
 	if (trace)
@@ -624,7 +627,7 @@ static ssize_t fv_pwrite(int fd, const void *buf, size_t len, off_t off)
 	}
 	if (a)
 		FAIL(action_errno(a));
-	if (disk_full) {
+	if (disk_full && !paused) {
 		note_failed(fdname(fd));
 		FAIL(ENOSPC);
 	}
@@ -816,9 +819,16 @@ void fv_reset(void)
 	LOCK();
 	count = arm_n = 0;
 	armed = FV_NONE;
-	hit = dead = disk_full = 0;
+	hit = dead = disk_full = paused = 0;
 	nfailed = 0;
 	hit_op[0] = hit_name[0] = '\0';
+	UNLOCK();
+}
+
+void fv_pause(int on)
+{
+	LOCK();
+	paused = on;
 	UNLOCK();
 }
 

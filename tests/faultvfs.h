@@ -101,6 +101,13 @@ void fv_arm(unsigned long n, enum fv_action action);
 /* Counted operations since the last fv_arm() or fv_reset(). */
 unsigned long fv_count(void);
 
+/* While paused, operations are neither counted nor faulted, and a full
+ * disk (FV_SHORT_NOSPC) takes writes again: a fault loop can then cover
+ * the operations of one phase of a script (say, hold changes) while the
+ * steps between run clean. fv_reset, fv_install and fv_uninstall end a
+ * pause; fv_arm does not. A power cut (FV_CRASH) is not lifted. */
+void fv_pause(int on);
+
 /* Whether the armed action has fired, and on what: the operation
  * ("fdatasync") and the name of the file or directory as the store gave
  * it to openat/mkdirat (a single name, or the path for the store dir);

@@ -415,6 +415,35 @@ static void test_bad_holds_refused(void **state)
 			 QL_EINVAL);
 }
 
+/* A sweep that also trims the audit trail (its own retention, whole
+ * months) succeeds: ql_expire returns 0, not the number of month files
+ * it removed. */
+static void test_audit_trim_is_success(void **state)
+{
+	fx *f = *state;
+	unsigned act[3] = { 0 };
+	uint64_t rng = 11;
+	char nov[300];
+	t_rec t;
+
+	f->opt.audit_retention_us = T_DAY;
+	f->now = T_EPOCH + 2 * T_DAY;
+	assert_int_equal(ql_open(&f->s, f->dir, &f->opt), 0);
+	t_make(&t, &rng, T_EPOCH + T_DAY + T_HOUR, 10);
+	assert_int_equal(ql_append(f->s, &t.r, 1, NULL), 0);
+	f->now = T_EPOCH + 3 * T_DAY;
+	assert_int_equal(ql_maintain(f->s), 0); /* sealed: November's file */
+	snprintf(nov, sizeof(nov), "%s/audit/2026-11.log", f->dir);
+	assert_int_equal(access(nov, F_OK), 0);
+	/* December 5: the segment is due (its expiry goes to December's
+	 * file) and November's file is past the audit trail's retention */
+	f->now = T_EPOCH + 34 * T_DAY;
+	assert_int_equal(ql_expire(f->s, 0, "test", count_action, act), 0);
+	assert_int_equal(act[QL_EXPIRE_DELETE], 1);
+	assert_int_equal(access(nov, F_OK), -1);
+	assert_int_equal(ql_expire(f->s, 0, "test", NULL, NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -428,6 +457,8 @@ int main(void)
 			test_cursor_across_deletion_clean, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_holds_refused, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_audit_trim_is_success,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

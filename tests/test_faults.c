@@ -12,21 +12,41 @@
  *   group     two threads appending one record at a time under
  *             QL_SYNC_EVERY_APPEND, sharing fsyncs (group commit): the
  *             order of their operations varies from run to run, so this
- *             loop covers a sample of the interleavings.
+ *             loop covers a sample of the interleavings;
+ *   holds     the maintenance script of faultvfs_script.h (from the store
+ *             the ingest script leaves), failing only the operations of
+ *             its hold changes: place, extend (by the period and to a
+ *             given expiry), release, and the lapse a change records
+ *             first; the steps between (appends, expiries) run clean;
+ *   expire    the same script, failing only inside its two ql_expire
+ *             calls (sealing what is due, a held and an unheld past-due
+ *             segment, the audit events, the renames, unlinks, fsyncs);
+ *   reindex   the same script, failing only inside ql_reindex (few
+ *             points: LMDB does its own I/O, outside the seam).
  * The loop ends when a run completes without reaching the fault. For every
  * N it checks:
  *   - the failing call returns QL_EIO/QL_ENOSPC (or QL_EFAILED when the
  *     writer thread met the fault first) and its message names the file;
- *   - the store then refuses appends, syncs and maintenance with
- *     QL_EFAILED, still naming the cause, while a cursor still reads every
- *     acknowledged record;
+ *   - after a failure of the writer, the store refuses appends, syncs
+ *     and maintenance with QL_EFAILED, still naming the cause; after a
+ *     hold change, expiry or reindex failed in its own files the writer
+ *     goes on (an append is acknowledged and must survive); either way a
+ *     cursor still reads every acknowledged record and indexed queries
+ *     answer as a scan does;
  *   - reopening with the real vfs, both the directory as the process left
  *     it and the directory after a simulated power cut at that moment,
- *     succeeds with no manual step, holds every acknowledged record exactly
- *     once, nothing duplicated or damaged, verifies clean, seals and takes
- *     appends.
+ *     succeeds with no manual step and passes sc_check: every
+ *     acknowledged record exactly once unless legitimately expired,
+ *     nothing duplicated or damaged; every acknowledged hold change there,
+ *     a failed one whole or absent; what an acknowledged expiry deleted
+ *     still gone, nothing young or held deleted; an audit trail that
+ *     verifies and records every acknowledged change and every deletion;
+ *     indexed queries equal to a brute-force filter of the scan; verify
+ *     clean; a new ql_expire finishes any interrupted deletion (no .del
+ *     left, no index entry for a gone segment); sealing; appends.
  * QL_FAULT_KINDS=eio,enospc,short,shortfull picks the kinds (default all);
- * QL_FAULT_ONLY=recovery/eio/4 runs one fault point (see selected()).
+ * QL_FAULT_ONLY=recovery/eio/4 (or holds/shortfull/17, ...) runs one fault
+ * point (see selected()).
  * Prints the number of fault points covered; exits 1 on any failure. */
 #include "faultvfs_script.h"
 #include "segment.h"
@@ -79,11 +99,14 @@ static int names_file(const sc_ctx *c, const char *msg)
 	return 0;
 }
 
-/* Checks of a store whose script call just failed (c->s may be NULL). */
+/* Checks of a store whose script call just failed (c->s may be NULL). A
+ * failure of the writer (a write, an fsync, sealing) disables it; a hold
+ * change, an expiry or a reindex that fails in its own files leaves the
+ * writer working: appends go on and are durable as before. */
 static void after_failure(sc_ctx *c)
 {
 	sc_rec t;
-	int rc;
+	int rc, alive = 0;
 
 	if (c->rc != QL_EIO && c->rc != QL_ENOSPC && c->rc != QL_EFAILED)
 		SC_FAIL(c, "%s returned %s (%s), expected an I/O error",
@@ -93,24 +116,58 @@ static void after_failure(sc_ctx *c)
 			c->hit_name, c->msg);
 	if (!c->s)
 		return;
-	sc_make(&t, c->nrec, c->now - T_SEC, 0);
-	rc = ql_append(c->s, &t.r, 1, NULL);
-	if (rc != QL_EFAILED)
-		SC_FAIL(c, "append after failure: %s", ql_strerror(rc));
-	else if (!names_file(c, ql_errmsg(NULL)))
-		SC_FAIL(c, "QL_EFAILED message does not name %s: \"%s\"",
-			c->hit_name, ql_errmsg(NULL));
-	rc = ql_sync(c->s);
-	if (rc != QL_EFAILED)
-		SC_FAIL(c, "sync after failure: %s", ql_strerror(rc));
-	rc = ql_maintain(c->s);
-	if (rc != QL_EFAILED)
-		SC_FAIL(c, "maintain after failure: %s", ql_strerror(rc));
+	if (c->maint) {
+		rc = ql_sync(c->s);
+		if (rc && rc != QL_EFAILED)
+			SC_FAIL(c, "sync after a failed %s: %s", c->where,
+				ql_strerror(rc));
+		alive = rc == 0;
+	}
+	/* (in the maintenance script, now may be a bucket's first second) */
+	sc_make(&t, c->nrec, c->maint ? c->now : c->now - T_SEC, 0);
+	if (alive) {
+		/* the record is the next id: the checks then expect it */
+		uint32_t id = c->nrec++;
+
+		c->ts[id] = t.r.ts;
+		c->tried[id] = 1;
+		rc = ql_append(c->s, &t.r, 1, NULL);
+		if (!rc && !c->every)
+			rc = ql_sync(c->s);
+		alive = rc ? 1 : 2;
+		if (!rc)
+			c->accepted[id] = c->acked[id] = 1;
+		else if (rc != QL_ENOSPC && rc != QL_EIO)
+			SC_FAIL(c, "append after a failed %s (writer not "
+				"disabled): %s: %s", c->where,
+				ql_strerror(rc), ql_errmsg(NULL));
+	} else {
+		rc = ql_append(c->s, &t.r, 1, NULL);
+		if (rc != QL_EFAILED)
+			SC_FAIL(c, "append after failure: %s",
+				ql_strerror(rc));
+		else if (!names_file(c, ql_errmsg(NULL)))
+			SC_FAIL(c, "QL_EFAILED message does not name %s: "
+				"\"%s\"", c->hit_name, ql_errmsg(NULL));
+		rc = ql_sync(c->s);
+		if (rc != QL_EFAILED)
+			SC_FAIL(c, "sync after failure: %s", ql_strerror(rc));
+		rc = ql_maintain(c->s);
+		if (rc != QL_EFAILED)
+			SC_FAIL(c, "maintain after failure: %s",
+				ql_strerror(rc));
+	}
+	/* reads answer exactly, the index in whatever state it was left */
+	sc_vis_load(c, c->s, c->now);
 	sc_scan(c, c->s, "cursor after failure");
+	sc_queries(c, c->s, "queries after failure");
 	rc = ql_close(c->s);
 	c->s = NULL;
-	if (rc == 0)
+	if (!alive && rc == 0)
 		SC_FAIL(c, "ql_close of a failed store returned 0");
+	if (alive == 2 && rc)
+		SC_FAIL(c, "ql_close after a failed %s: %s: %s", c->where,
+			ql_strerror(rc), ql_errmsg(NULL));
 }
 
 /* After a run: the directory as left, and after a power cut. Tracking
@@ -425,6 +482,59 @@ static int group_body(sc_ctx *c)
 	return sc_close(c);
 }
 
+/* ---------------------------------------------------------------------- */
+/* holds, expire, reindex: the maintenance script, one phase at a time     */
+/* ---------------------------------------------------------------------- */
+
+static sc_ctx maint_start;
+static char maint_tmpl[300];
+
+/* The store the ingest script leaves, with its records: where every run
+ * of the maintenance script starts. The script is also run once here
+ * without a fault: it must do what it claims and pass its own checks. */
+static void make_maint_template(void)
+{
+	static sc_ctx probe;
+	sc_ctx *c = &maint_start;
+	char root[256];
+
+	memset(c, 0, sizeof(*c));
+	sc_fresh(c, 0);
+	snprintf(c->label, sizeof(c->label), "maint-template");
+	if (sc_run(c))
+		die("ingest script");
+	memcpy(root, c->root, sizeof(root));
+	snprintf(maint_tmpl, sizeof(maint_tmpl), "%s.mtmpl", root);
+	if (sc_copytree(c->dir, maint_tmpl))
+		die("copy");
+	/* a clean run of the whole maintenance script */
+	probe = *c;
+	snprintf(probe.label, sizeof(probe.label), "maint/no fault");
+	if (sc_run_maint(&probe, -1))
+		SC_FAIL(&probe, "%s: %s: %s", probe.where,
+			ql_strerror(probe.rc), probe.msg);
+	else
+		sc_maint_sanity(&probe);
+	sc_check(&probe, probe.dir, "after a clean run");
+	t_rmrf(root);
+	c->root[0] = '\0';
+}
+
+static int holds_body(sc_ctx *c)
+{
+	return sc_run_maint(c, SC_PH_HOLDS);
+}
+
+static int expire_body(sc_ctx *c)
+{
+	return sc_run_maint(c, SC_PH_EXPIRE);
+}
+
+static int reindex_body(sc_ctx *c)
+{
+	return sc_run_maint(c, SC_PH_REINDEX);
+}
+
 int main(void)
 {
 	const char *want = getenv("QL_FAULT_KINDS");
@@ -433,6 +543,7 @@ int main(void)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	sc_pick_tmpdir();
 	make_recovery_template();
+	make_maint_template();
 	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
 		if (want && !strstr(want, kinds[k].name))
 			continue;
@@ -442,8 +553,15 @@ int main(void)
 				    rec_tmpl, kinds[k].a, kinds[k].name);
 		total += fault_loop("group", group_body, NULL, NULL,
 				    kinds[k].a, kinds[k].name);
+		total += fault_loop("holds", holds_body, &maint_start,
+				    maint_tmpl, kinds[k].a, kinds[k].name);
+		total += fault_loop("expire", expire_body, &maint_start,
+				    maint_tmpl, kinds[k].a, kinds[k].name);
+		total += fault_loop("reindex", reindex_body, &maint_start,
+				    maint_tmpl, kinds[k].a, kinds[k].name);
 	}
 	t_rmrf(rec_tmpl);
+	t_rmrf(maint_tmpl);
 	printf("faults: %lu fault points covered in %u runs (%u absorbed "
 	       "without an error)\n", total, runs, absorbed);
 	printf("faults: %u passed, %u failed\n", passed, failed);
