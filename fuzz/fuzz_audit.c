@@ -33,6 +33,7 @@
 #include "audit.h"
 #include "codec.h"
 #include "querylog.h"
+#include "fuzz_util.h"
 #include "vfs.h"
 
 #include <fcntl.h>
@@ -79,13 +80,8 @@ static void cleanup(void)
 
 static void setup(void)
 {
-	const char *base = getenv("TMPDIR");
-
-	snprintf(dir, sizeof(dir), "%s/qlfuzz.XXXXXX", base ? base : "/tmp");
-	if (!mkdtemp(dir))
-		abort();
-	dirfd = open(dir, O_RDONLY | O_DIRECTORY);
-	if (dirfd < 0 || mkdirat(dirfd, QLI_AUDIT_DIR, 0700))
+	dirfd = fz_tempdir(dir, sizeof(dir));
+	if (mkdirat(dirfd, QLI_AUDIT_DIR, 0700))
 		abort();
 	adir = openat(dirfd, QLI_AUDIT_DIR, O_RDONLY | O_DIRECTORY);
 	if (adir < 0)
@@ -99,19 +95,7 @@ static void setup(void)
 
 static void write_file(const char *name, const uint8_t *p, size_t n)
 {
-	int fd = openat(adir, name, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-	if (fd < 0)
-		abort();
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w <= 0)
-			abort();
-		p += w;
-		n -= (size_t)w;
-	}
-	close(fd);
+	fz_write_file(adir, name, p, n);
 }
 
 /* 1 if the file holds exactly p[0..n), or with prefix, p[0..k) for some

@@ -22,6 +22,7 @@
 #include "codec.h"
 #include "index.h"
 #include "querylog.h"
+#include "fuzz_util.h"
 #include "segment.h"
 #include "store_int.h"
 
@@ -52,33 +53,15 @@ static void cleanup(void)
 
 static void setup(void)
 {
-	const char *base = getenv("TMPDIR");
-
-	snprintf(dir, sizeof(dir), "%s/qlfuzz.XXXXXX", base ? base : "/tmp");
-	if (!mkdtemp(dir))
-		abort();
-	dirfd = open(dir, O_RDONLY | O_DIRECTORY);
-	if (dirfd < 0 || mkdirat(dirfd, QLI_SEG_DIR, 0700))
+	dirfd = fz_tempdir(dir, sizeof(dir));
+	if (mkdirat(dirfd, QLI_SEG_DIR, 0700))
 		abort();
 	atexit(cleanup);
 }
 
 static void write_meta(const uint8_t *p, size_t n)
 {
-	int fd = openat(dirfd, QLI_META_FILE, O_WRONLY | O_CREAT | O_TRUNC,
-			0600);
-
-	if (fd < 0)
-		abort();
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w <= 0)
-			abort();
-		p += w;
-		n -= (size_t)w;
-	}
-	close(fd);
+	fz_write_file(dirfd, QLI_META_FILE, p, n);
 }
 
 /* FORMAT.md §3: a whole number of minutes dividing a day, or 1 to 7

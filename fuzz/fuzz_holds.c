@@ -24,6 +24,7 @@
 #include "codec.h"
 #include "hold.h"
 #include "querylog.h"
+#include "fuzz_util.h"
 #include "retention.h"
 #include "vfs.h"
 
@@ -60,14 +61,7 @@ static void cleanup(void)
 
 static void setup(void)
 {
-	const char *base = getenv("TMPDIR");
-
-	snprintf(dir, sizeof(dir), "%s/qlfuzz.XXXXXX", base ? base : "/tmp");
-	if (!mkdtemp(dir))
-		abort();
-	dirfd = open(dir, O_RDONLY | O_DIRECTORY);
-	if (dirfd < 0)
-		abort();
+	dirfd = fz_tempdir(dir, sizeof(dir));
 	atexit(cleanup);
 	fast = qli_vfs_posix;
 	fast.fsync = no_sync;
@@ -77,20 +71,7 @@ static void setup(void)
 
 static void write_holds(const uint8_t *p, size_t n)
 {
-	int fd = openat(dirfd, QLI_HOLDS_FILE, O_WRONLY | O_CREAT | O_TRUNC,
-			0600);
-
-	if (fd < 0)
-		abort();
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w <= 0)
-			abort();
-		p += w;
-		n -= (size_t)w;
-	}
-	close(fd);
+	fz_write_file(dirfd, QLI_HOLDS_FILE, p, n);
 }
 
 static uint8_t *read_holds(size_t *n)

@@ -18,6 +18,7 @@
 #define _GNU_SOURCE
 #include "codec.h"
 #include "querylog.h"
+#include "fuzz_util.h"
 #include "segment.h"
 
 #include <dirent.h>
@@ -45,19 +46,7 @@ static int64_t fixed_clock(void *ctx)
 
 static void write_file(const char *path, const uint8_t *p, size_t n)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-	if (fd < 0)
-		abort();
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w <= 0)
-			abort();
-		p += w;
-		n -= (size_t)w;
-	}
-	close(fd);
+	fz_write_file(AT_FDCWD, path, p, n);
 }
 
 static void clear_segdir(void)
