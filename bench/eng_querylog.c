@@ -273,7 +273,6 @@ struct committer {
 	ql_store *st;
 	atomic_int stop;
 	int rc;
-	unsigned long syncs;
 	char err[512];
 };
 
@@ -290,7 +289,6 @@ static void *commit_thread(void *arg)
 			snprintf(c->err, sizeof(c->err), "%s", ql_errmsg(NULL));
 			break;
 		}
-		c->syncs++;
 		nanosleep(&pause, NULL);
 	}
 	return NULL;

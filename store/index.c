@@ -263,10 +263,6 @@ int qli_index_destroy(int dirfd)
 
 /* ---- summaries ---- */
 
-/* Stable LSD radix sort, replacing qsort on the writer's hot path (a
- * comparison callback per step was half of the writer thread's time).
- * Records of size sz start with their key; tmp holds n records. A pass
- * whose byte is the same in every key is skipped. The result is in a. */
 /* Byte p (0 = least significant) of the key of record r: a native
  * uint32 (mem_key 0) or a byte string of 'passes' bytes in memcmp order. */
 static inline unsigned key_byte(const uint8_t *r, unsigned p, int mem_key,
@@ -280,6 +276,10 @@ static inline unsigned key_byte(const uint8_t *r, unsigned p, int mem_key,
 	return (k >> (8 * p)) & 0xff;
 }
 
+/* Stable LSD radix sort, replacing qsort on the writer's hot path (a
+ * comparison callback per step was half of the writer thread's time).
+ * Records of size sz start with their key; tmp holds n records. A pass
+ * whose byte is the same in every key is skipped. The result is in a. */
 static void radix_sort(void *a, void *tmp, size_t n, size_t sz,
 		       unsigned passes, int mem_key)
 {
