@@ -3,12 +3,13 @@
 # Idempotent: installs only what is missing. Run as root.
 #   scripts/setup-debian.sh          build + test dependencies
 #   scripts/setup-debian.sh --bench  also the benchmark peers (SQLite, RocksDB, gnuplot)
+#                                    and what bench/analysis/ runs (python3, zstd)
 set -eu
 pkgs="build-essential meson ninja-build pkg-config
       liblmdb-dev libzstd-dev libxxhash-dev libjansson-dev libcmocka-dev
       clang libclang-rt-14-dev"
 if [ "${1:-}" = "--bench" ]; then
-	pkgs="$pkgs libsqlite3-dev librocksdb-dev gnuplot-nox"
+	pkgs="$pkgs libsqlite3-dev librocksdb-dev gnuplot-nox python3 zstd"
 fi
 missing=""
 for p in $pkgs; do
