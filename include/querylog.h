@@ -134,7 +134,7 @@ typedef struct ql_record {
 /* A clock: returns "now" in microseconds since the epoch, UTC. */
 typedef int64_t (*ql_clock_fn)(void *ctx);
 
-#define QL_OPTIONS_VERSION 1
+#define QL_OPTIONS_VERSION 2
 typedef struct ql_options {
 	unsigned version; /* QL_OPTIONS_VERSION */
 	unsigned flags;   /* QL_OPEN_* */
@@ -179,10 +179,22 @@ typedef struct ql_options {
 	unsigned dir_mode;
 	/* Retention of the audit trail, microseconds. Default 730 days. */
 	int64_t audit_retention_us;
+	/* What happens to a sealed segment (docs/ARCHITECTURE.md,
+	 * "Compaction"): QL_COMPACT_BACKGROUND (default) rewrites it into
+	 * the compact form (one dictionary per segment, about half the
+	 * bytes) on a thread of its own at the lowest CPU priority;
+	 * QL_COMPACT_INLINE does it inside ql_maintain() and ql_close() on
+	 * the calling thread (deterministic: tests, batch imports);
+	 * QL_COMPACT_OFF leaves sealed segments as they are. */
+	int compaction;
 } ql_options;
 
+#define QL_COMPACT_BACKGROUND 0
+#define QL_COMPACT_OFF 1
+#define QL_COMPACT_INLINE 2
+
 #define QL_OPTIONS_INIT { QL_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, \
-			  NULL, NULL, 0, 0, 0 }
+			  NULL, NULL, 0, 0, 0, 0 }
 
 typedef struct ql_store ql_store;
 

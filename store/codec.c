@@ -128,9 +128,18 @@ int qli_frame_hdr_read(const uint8_t in[QLI_FRAME_HDR], qli_frame_hdr *h)
 	h->min_ts = (int64_t)qli_get64(in + 16);
 	h->max_ts = (int64_t)qli_get64(in + 24);
 	h->checksum = qli_get64(in + 32);
-	if (h->magic != QLI_MAGIC_BLOCK && h->magic != QLI_MAGIC_SEAL)
+	if (h->magic != QLI_MAGIC_BLOCK && h->magic != QLI_MAGIC_SEAL &&
+	    h->magic != QLI_MAGIC_HPAGE_ && h->magic != QLI_MAGIC_IPAGE_)
 		return qli_err(QL_ECORRUPT, "bad frame magic 0x%08x",
 			       h->magic);
+	if ((h->magic == QLI_MAGIC_HPAGE_ || h->magic == QLI_MAGIC_IPAGE_) &&
+	    (h->nrec == 0 || h->nrec > 256 || h->raw_len > (1u << 20) ||
+	     h->comp_len == 0 || h->comp_len > ZSTD_compressBound(1u << 20) ||
+	     h->min_ts < 0 || h->max_ts - h->min_ts != (int64_t)h->nrec - 1))
+		return qli_err(QL_ECORRUPT,
+			       "dictionary page header out of range (entries "
+			       "%u, raw %u, compressed %u)", h->nrec,
+			       h->raw_len, h->comp_len);
 	if (h->magic == QLI_MAGIC_BLOCK &&
 	    (h->nrec == 0 || h->nrec > QLI_MAX_BLOCK_RECORDS ||
 	     h->raw_len > QLI_MAX_RAW || h->comp_len == 0 ||
@@ -498,6 +507,31 @@ int qli_block_encode(qli_encoder *e, qli_buf *out, const qli_rec *recs,
 	return 0;
 }
 
+int qli_frame_compress(qli_encoder *e, qli_buf *out, const uint8_t *raw,
+		       size_t len, qli_frame_hdr *hdr)
+{
+	size_t bound, csz;
+	int rc;
+
+	if (len > QLI_MAX_RAW)
+		return qli_err(QL_EINVAL, "frame too large (%zu bytes)", len);
+	bound = ZSTD_compressBound(len);
+	rc = qli_buf_reserve(out, QLI_FRAME_HDR + bound);
+	if (rc)
+		return rc;
+	csz = ZSTD_compressCCtx(e->cctx, out->p + out->len + QLI_FRAME_HDR,
+				bound, raw, len, e->level);
+	if (ZSTD_isError(csz))
+		return qli_err(QL_EIO, "zstd compression failed: %s",
+			       ZSTD_getErrorName(csz));
+	hdr->comp_len = (uint32_t)csz;
+	hdr->raw_len = (uint32_t)len;
+	qli_frame_hdr_write(out->p + out->len, hdr,
+			    out->p + out->len + QLI_FRAME_HDR);
+	out->len += QLI_FRAME_HDR + csz;
+	return 0;
+}
+
 /* ---- decoder ---- */
 
 struct qli_decoder {
@@ -526,6 +560,30 @@ void qli_decoder_free(qli_decoder *d)
 	free(d);
 }
 
+int qli_frame_decompress(qli_decoder *d, const qli_frame_hdr *h,
+			 const uint8_t *payload, void **buf, size_t *cap)
+{
+	size_t got;
+
+	if (h->raw_len > *cap || !*buf) {
+		void *nr = realloc(*buf, h->raw_len ? h->raw_len : 1);
+
+		if (!nr)
+			return qli_err(QL_ENOMEM, "out of memory decoding");
+		*buf = nr;
+		*cap = h->raw_len;
+	}
+	/* exactly raw_len bytes: the bomb guard */
+	got = ZSTD_decompressDCtx(d->dctx, *buf, h->raw_len, payload,
+				  h->comp_len);
+	if (ZSTD_isError(got))
+		return qli_err(QL_ECORRUPT, "zstd: %s", ZSTD_getErrorName(got));
+	if (got != h->raw_len)
+		return qli_err(QL_ECORRUPT, "decompressed size differs from "
+			       "the frame header");
+	return 0;
+}
+
 void qli_block_free(qli_block *blk)
 {
 	if (!blk)
@@ -543,8 +601,8 @@ static int corrupt(const char *what)
 #define ALIGN8(x) (((x) + 7) & ~(size_t)7)
 
 /* Lays out the decoded arrays in one allocation. */
-static int dec_layout(qli_block *b, uint32_t n, uint32_t nstr, uint32_t nip,
-		      size_t strbytes)
+int qli_block_layout(qli_block *b, uint32_t n, uint32_t nstr, uint32_t nip,
+		     size_t strbytes)
 {
 	size_t need = ALIGN8(n * sizeof(int64_t)) +
 		      3 * ALIGN8(n * sizeof(uint32_t)) + 2 * ALIGN8(n) +
@@ -578,7 +636,8 @@ static int dec_layout(qli_block *b, uint32_t n, uint32_t nstr, uint32_t nip,
 	b->ips = (uint8_t(*)[16])m;
 	m += ALIGN8(nip * 16);
 	/* handle bytes follow at m */
-	b->str[0] = nstr ? (char *)m : NULL;
+	if (nstr)
+		b->str[0] = (char *)m;
 	return 0;
 }
 
@@ -654,12 +713,13 @@ int qli_block_decode(qli_decoder *d, qli_block *b, const qli_frame_hdr *h,
 	    nstr == 0 || ws != width_for(nstr) || wi != width_for(nip))
 		return corrupt("counts out of range");
 	p += 16;
-	rc = dec_layout(b, n, nstr, nip, (size_t)(end - p) + nstr);
+	rc = qli_block_layout(b, n, nstr, nip, (size_t)(end - p) + nstr);
 	if (rc)
 		return rc;
 	b->n = n;
 	b->nstr = nstr;
 	b->nip = nip;
+	b->ids = 0;
 	sp = b->str[0];
 	for (i = 0; i < nstr; i++) {
 		uint8_t len;

@@ -12,6 +12,8 @@
 #define QLI_FRAME_HDR 40
 #define QLI_MAGIC_BLOCK 0x4b424c51u /* "QLBK" little-endian */
 #define QLI_MAGIC_SEAL 0x4c534c51u  /* "QLSL" */
+#define QLI_MAGIC_HPAGE_ 0x48444c51u /* "QLDH", see dict.h */
+#define QLI_MAGIC_IPAGE_ 0x49444c51u /* "QLDI" */
 #define QLI_MAX_BLOCK_RECORDS 65536u
 #define QLI_MAX_RAW (64u << 20)     /* refuse larger blocks: bomb guard */
 /* No frame of a block within QLI_MAX_RAW is longer (zstd's bound for
@@ -91,6 +93,8 @@ typedef struct qli_block {
 	uint32_t *req, *tgt, *ipi;
 	uint8_t *svc, *res;
 	uint32_t nstr, nip;
+	int ids;             /* req, tgt, ipi are segment dictionary ids
+				* (dict.h): str and ips are not filled */
 	char **str;          /* NUL-terminated handles */
 	uint8_t (*ips)[16];
 	/* owned storage */
@@ -108,5 +112,17 @@ void qli_decoder_free(qli_decoder *d);
 int qli_block_decode(qli_decoder *d, qli_block *blk, const qli_frame_hdr *h,
 		     const uint8_t *payload);
 void qli_block_free(qli_block *blk);
+
+/* Sizes blk's storage for n records, nstr handles (strbytes bytes with
+ * their NULs) and nip addresses; sets the column pointers. */
+int qli_block_layout(qli_block *b, uint32_t n, uint32_t nstr, uint32_t nip,
+		     size_t strbytes);
+/* Compresses len raw bytes into a whole frame appended to out; hdr has
+ * magic, nrec, min_ts, max_ts set, the rest is filled. */
+int qli_frame_compress(qli_encoder *e, qli_buf *out, const uint8_t *raw,
+		       size_t len, qli_frame_hdr *hdr);
+/* Decompresses a frame's payload into *buf (grown to raw_len). */
+int qli_frame_decompress(qli_decoder *d, const qli_frame_hdr *h,
+			 const uint8_t *payload, void **buf, size_t *cap);
 
 #endif

@@ -41,6 +41,15 @@ typedef struct pend {
 	uint32_t seg, blk;
 } pend;
 
+/* What a cursor keeps of a compact segment (dict.h): decoded dictionary
+ * pages (a bucket's worth at most: freed when the cursor leaves the
+ * bucket), the query's handle id, or the set of address ids in range. */
+typedef struct cseg {
+	qli_dpage *hp, *ip;  /* per page; count 0 = not decoded */
+	int64_t hid;         /* -2 not looked up, -1 not in the segment */
+	uint8_t *ipset;      /* bit per address id, NULL = not built */
+} cseg;
+
 struct ql_cursor {
 	ql_store *s;
 	ql_query q;
@@ -50,6 +59,7 @@ struct ql_cursor {
 	int64_t since, until; /* [since, until) */
 	qli_segfile *segs;
 	uint8_t **cand;      /* per segment: candidate blocks, NULL = all */
+	cseg *cs;            /* per segment: compact segments' state */
 	size_t nseg, segpos; /* segpos: first segment of the next bucket */
 	pend *pend;
 	size_t npend, pendcap, pi;
@@ -78,6 +88,215 @@ static int ip_in(const uint8_t ip[16], const uint8_t net[16], unsigned plen)
 	return 1;
 }
 
+/* ---- compact segments ---- */
+
+static void cseg_release(cseg *cs, const qli_segfile *sf)
+{
+	for (uint32_t k = 0; cs->hp && k < sf->dh.npage; k++)
+		qli_dpage_free(&cs->hp[k]);
+	for (uint32_t k = 0; cs->ip && k < sf->di.npage; k++)
+		qli_dpage_free(&cs->ip[k]);
+	free(cs->hp);
+	free(cs->ip);
+	free(cs->ipset);
+	cs->hp = cs->ip = NULL;
+	cs->ipset = NULL;
+	cs->hid = -2;
+}
+
+/* Opens a segment file for reading once (lazily). */
+static int seg_open(ql_cursor *c, qli_segfile *sf)
+{
+	if (sf->fd >= 0)
+		return 0;
+	sf->fd = qli_vfs_cur->openat(c->s->segdir, sf->name, O_RDONLY, 0);
+	if (sf->fd < 0 && errno == ENOENT)
+		/* deleted by expiry after this cursor started: a clean
+		 * error, never a silently shorter answer */
+		return qli_err(QL_ENOTFOUND, "segment %s was expired while "
+			       "this cursor read; open a new cursor",
+			       sf->name);
+	if (sf->fd < 0)
+		return qli_errno(errno, "open segment", sf->name);
+	return 0;
+}
+
+/* Page k of a compact segment's handle (ip = 0) or address dictionary,
+ * decoded once. */
+static int cs_page(ql_cursor *c, size_t seg, int ip, uint32_t k,
+		   const qli_dpage **out)
+{
+	qli_segfile *sf = &c->segs[seg];
+	cseg *cs = &c->cs[seg];
+	const qli_dict *d = ip ? &sf->di : &sf->dh;
+	qli_dpage **arr = ip ? &cs->ip : &cs->hp;
+	qli_frame_hdr h;
+	int rc;
+
+	if (!*arr && !(*arr = calloc(d->npage ? d->npage : 1,
+				     sizeof(**arr))))
+		return qli_err(QL_ENOMEM, "out of memory");
+	if (!(*arr)[k].count) {
+		rc = qli_segfile_read_page(sf, ip, k, &c->buf, &h);
+		if (!rc)
+			rc = qli_dpage_decode(c->dec, &(*arr)[k], &h,
+					      c->buf.p + QLI_FRAME_HDR,
+					      d->page[k].first);
+		if (rc)
+			return rc;
+	}
+	*out = &(*arr)[k];
+	return 0;
+}
+
+static int cs_ready(ql_cursor *c, size_t seg)
+{
+	qli_segfile *sf = &c->segs[seg];
+	int rc = seg_open(c, sf);
+
+	return rc ? rc : qli_segfile_load_dicts(sf);
+}
+
+/* The id of the query's handle in a compact segment: in each frequency
+ * class, the one page whose key range may hold it. */
+static int cs_handle_id(ql_cursor *c, size_t seg)
+{
+	qli_segfile *sf = &c->segs[seg];
+	cseg *cs = &c->cs[seg];
+	const qli_dict *d = &sf->dh;
+	const uint8_t *key = (const uint8_t *)c->handle;
+	size_t len = strlen(c->handle);
+	uint32_t p0 = 0;
+
+	if (cs->hid != -2)
+		return 0;
+	cs->hid = -1;
+	for (uint32_t k = 0; k < d->ncls; k++) {
+		uint32_t lo = p0, hi = p0, p;
+		const qli_dpage *pg;
+		int rc, at;
+
+		while (hi < d->npage && d->page[hi].first < d->cls[k + 1])
+			hi++;
+		p0 = hi;
+		/* last page of [lo, hi) whose first key <= key */
+		if (lo == hi || qli_dict_cmp_first(d, lo, key, len) > 0)
+			continue;
+		while (hi - lo > 1) {
+			uint32_t mid = lo + (hi - lo) / 2;
+
+			if (qli_dict_cmp_first(d, mid, key, len) <= 0)
+				lo = mid;
+			else
+				hi = mid;
+		}
+		p = lo;
+		rc = cs_page(c, seg, 0, p, &pg);
+		if (rc)
+			return rc;
+		at = qli_dpage_find(pg, key, len);
+		if (at >= 0) {
+			cs->hid = (int64_t)pg->first + at;
+			return 0;
+		}
+	}
+	return 0;
+}
+
+/* The address ids of a compact segment inside [lo, hi]. */
+static int cs_ip_set(ql_cursor *c, size_t seg)
+{
+	qli_segfile *sf = &c->segs[seg];
+	cseg *cs = &c->cs[seg];
+	const qli_dict *d = &sf->di;
+	uint32_t p0 = 0;
+
+	if (cs->ipset)
+		return 0;
+	cs->ipset = calloc(d->n / 8 + 1, 1);
+	if (!cs->ipset)
+		return qli_err(QL_ENOMEM, "out of memory");
+	for (uint32_t k = 0; k < d->ncls; k++) {
+		uint32_t lo = p0, hi = p0, p;
+
+		while (hi < d->npage && d->page[hi].first < d->cls[k + 1])
+			hi++;
+		p0 = hi;
+		if (lo == hi)
+			continue;
+		/* from the last page whose first key <= lo (or the class's
+		 * first page) while a page's first key <= hi */
+		p = lo;
+		while (p + 1 < hi &&
+		       qli_dict_cmp_first(d, p + 1, c->lo, 16) <= 0)
+			p++;
+		for (; p < hi && qli_dict_cmp_first(d, p, c->hi, 16) <= 0;
+		     p++) {
+			const qli_dpage *pg;
+			int rc = cs_page(c, seg, 1, p, &pg);
+
+			if (rc) {
+				free(cs->ipset);
+				cs->ipset = NULL;
+				return rc;
+			}
+			for (uint32_t i = 0; i < pg->count; i++)
+				if (memcmp(pg->ip[i], c->lo, 16) >= 0 &&
+				    memcmp(pg->ip[i], c->hi, 16) <= 0) {
+					uint32_t id = pg->first + i;
+
+					cs->ipset[id / 8] |=
+						(uint8_t)(1u << (id % 8));
+				}
+		}
+	}
+	return 0;
+}
+
+/* Fills cb->match with the positions of matching records of an id
+ * block: integer compares, no string is touched. */
+static int compute_matches_ids(ql_cursor *c, cblock *cb)
+{
+	qli_block *b = &cb->blk;
+	cseg *cs = &c->cs[cb->seg];
+	uint32_t hid = 0;
+	int rc;
+
+	if (c->q.match == QL_MATCH_HANDLE) {
+		rc = cs_handle_id(c, cb->seg);
+		if (rc)
+			return rc;
+		if (cs->hid < 0)
+			return 0;
+		hid = (uint32_t)cs->hid;
+	} else if (c->q.match == QL_MATCH_IP) {
+		rc = cs_ip_set(c, cb->seg);
+		if (rc)
+			return rc;
+	}
+	for (uint32_t i = 0; i < b->n; i++) {
+		int ok;
+
+		if (b->ts[i] < c->since || b->ts[i] >= c->until)
+			continue;
+		switch (c->q.match) {
+		case QL_MATCH_HANDLE:
+			ok = (c->q.role != QL_ROLE_TARGET && b->req[i] == hid) ||
+			     (c->q.role != QL_ROLE_REQUESTER &&
+			      b->tgt[i] == hid);
+			break;
+		case QL_MATCH_IP:
+			ok = (cs->ipset[b->ipi[i] / 8] >> (b->ipi[i] % 8)) & 1;
+			break;
+		default:
+			ok = 1;
+		}
+		if (ok)
+			cb->match[cb->nmatch++] = i;
+	}
+	return 0;
+}
+
 /* Fills cb->match with the positions of matching records. */
 static int compute_matches(ql_cursor *c, cblock *cb)
 {
@@ -93,6 +312,8 @@ static int compute_matches(ql_cursor *c, cblock *cb)
 		cb->match = m;
 		cb->matchcap = b->n;
 	}
+	if (b->ids)
+		return compute_matches_ids(c, cb);
 	if (c->q.match == QL_MATCH_HANDLE) {
 		for (uint32_t i = 0; i < b->nstr; i++)
 			if (!strcmp(b->str[i], c->handle)) {
@@ -248,25 +469,52 @@ static int index_candidates(ql_cursor *c, qli_ixread *rt, qli_segfile *sf,
 }
 
 /* Sets up one segment: its block directory from the index when the index
- * covers the file (no file is opened until a block is read), else from
- * the file itself, scanning all of it. */
+ * covers the file, else from the file itself, scanning all of it.
+ *
+ * A compact file (.qlc) never changes: it is opened when a block of it is
+ * first read. A .qls file may be replaced by its compact form at any time
+ * (compact.c), so it is opened now: the descriptor keeps the planned
+ * bytes readable whatever happens to the name. If the name is already
+ * gone, the .qlc has taken its place. */
 static int plan_segment(ql_cursor *c, qli_ixread *rt, const char *name,
 			int64_t start, uint32_t gen)
 {
 	qli_segfile *sf = &c->segs[c->nseg];
 	uint8_t *bits = NULL;
-	int rc = QL_ENOTFOUND, ix_sealed = 0;
+	int rc = QL_ENOTFOUND, ix_sealed = 0, compact = 0, fd = -1;
+	char cname[QLI_SEG_NAME_MAX];
+	struct stat st;
 
+	memset(&st, 0, sizeof(st));
+	qli_seg_name_parse2(name, &start, &gen, &compact);
+	if (!compact) {
+		fd = qli_vfs_cur->openat(c->s->segdir, name, O_RDONLY, 0);
+		if (fd < 0 && errno != ENOENT)
+			return qli_errno(errno, "open segment", name);
+		if (fd < 0) {
+			qli_seg_cname(cname, start, gen);
+			name = cname;
+			compact = 1;
+		} else if (qli_vfs_cur->fstat(fd, &st) < 0) {
+			rc = qli_errno(errno, "stat", name);
+			qli_vfs_cur->close(fd);
+			return rc;
+		}
+	}
 	if (rt)
 		rc = qli_index_get_dir(rt, start, gen,
 				       c->s->opt.bucket_width_us, sf);
+	if (!rc && sf->compact != compact) {
+		/* the index lags a compaction: the file decides */
+		qli_segfile_close(sf);
+		rc = QL_ENOTFOUND;
+	}
 	if (!rc) {
-		struct stat st;
-
+		snprintf(sf->name, sizeof(sf->name), "%s", name);
+		sf->fd = fd;
+		fd = -1;
 		ix_sealed = sf->sealed;
-		if (!ix_sealed &&
-		    (qli_vfs_cur->fstatat(c->s->segdir, name, &st) < 0 ||
-		     (uint64_t)st.st_size != sf->size)) {
+		if (!ix_sealed && (uint64_t)st.st_size != sf->size) {
 			/* the index lags the file: take the file's blocks;
 			 * the lookups mark blocks they have no summary for */
 			qli_segfile_close(sf);
@@ -275,8 +523,17 @@ static int plan_segment(ql_cursor *c, qli_ixread *rt, const char *name,
 		if (!rc && c->q.match != QL_MATCH_ALL)
 			rc = index_candidates(c, rt, sf, ix_sealed, &bits);
 	} else if (rc == QL_ENOTFOUND) {
+		qli_clear_err();
 		rc = qli_segfile_load(sf, c->s->segdir, name, 0);
+		if (rc == QL_ENOTFOUND && !compact) {
+			/* compacted between our open and this load */
+			qli_clear_err();
+			qli_seg_cname(cname, start, gen);
+			rc = qli_segfile_load(sf, c->s->segdir, cname, 0);
+		}
 	}
+	if (fd >= 0)
+		qli_vfs_cur->close(fd);
 	if (rc) {
 		int torn = sf->torn_create;
 
@@ -290,6 +547,7 @@ static int plan_segment(ql_cursor *c, qli_ixread *rt, const char *name,
 		}
 		return rc;
 	}
+	c->cs[c->nseg].hid = -2;
 	c->cand[c->nseg++] = bits;
 	return 0;
 }
@@ -307,7 +565,8 @@ static int load_segments(ql_cursor *c)
 		return rc;
 	c->segs = calloc(l.n ? l.n : 1, sizeof(*c->segs));
 	c->cand = calloc(l.n ? l.n : 1, sizeof(*c->cand));
-	if (!c->segs || !c->cand) {
+	c->cs = calloc(l.n ? l.n : 1, sizeof(*c->cs));
+	if (!c->segs || !c->cand || !c->cs) {
 		qli_seglist_free(&l);
 		return qli_err(QL_ENOMEM, "out of memory");
 	}
@@ -407,11 +666,13 @@ void ql_cursor_close(ql_cursor *c)
 	if (!c)
 		return;
 	for (size_t i = 0; i < c->nseg; i++) {
+		cseg_release(&c->cs[i], &c->segs[i]);
 		qli_segfile_close(&c->segs[i]);
 		free(c->cand[i]);
 	}
 	free(c->segs);
 	free(c->cand);
+	free(c->cs);
 	for (size_t i = 0; i < c->nheap; i++)
 		cb_destroy(c->heap[i]);
 	for (cb = c->freelist; cb; cb = next) {
@@ -446,6 +707,12 @@ static int next_bucket(ql_cursor *c)
 {
 	size_t lo = c->segpos, hi = lo;
 
+	/* the previous bucket's dictionary pages are no longer needed (the
+	 * records handed out point into them until this step: none is
+	 * pending now) */
+	for (size_t i = 0; i < lo; i++)
+		if (c->cs[i].hp || c->cs[i].ip || c->cs[i].ipset)
+			cseg_release(&c->cs[i], &c->segs[i]);
 	if (lo >= c->nseg)
 		return 1;
 	while (hi < c->nseg && c->segs[hi].bucket_start ==
@@ -491,19 +758,10 @@ static int load_block(ql_cursor *c, const pend *p)
 	cblock *cb;
 	int rc;
 
-	if (sf->fd < 0) {
-		/* opened on first use: most segments hold no match */
-		sf->fd = qli_vfs_cur->openat(c->s->segdir, sf->name, O_RDONLY,
-					     0);
-		if (sf->fd < 0 && errno == ENOENT)
-			/* deleted by expiry after this cursor started: a
-			 * clean error, never a silently shorter answer */
-			return qli_err(QL_ENOTFOUND, "segment %s was expired "
-				       "while this cursor read; open a new "
-				       "cursor", sf->name);
-		if (sf->fd < 0)
-			return qli_errno(errno, "open segment", sf->name);
-	}
+	/* opened on first use: most segments hold no match */
+	rc = sf->compact ? cs_ready(c, p->seg) : seg_open(c, sf);
+	if (rc)
+		return rc;
 
 	rc = qli_segfile_read_block(sf, p->blk, &c->buf, &h);
 	if (rc == QL_ECORRUPT && !sf->sealed && p->blk == sf->nblk - 1) {
@@ -520,7 +778,11 @@ static int load_block(ql_cursor *c, const pend *p)
 		c->freelist = cb->next;
 	else if (!(cb = calloc(1, sizeof(*cb))))
 		return qli_err(QL_ENOMEM, "out of memory");
-	rc = qli_block_decode(c->dec, &cb->blk, &h, c->buf.p + QLI_FRAME_HDR);
+	rc = sf->compact ? qli_idblock_decode(c->dec, &cb->blk, &h,
+					      c->buf.p + QLI_FRAME_HDR,
+					      sf->dh.n, sf->di.n)
+			 : qli_block_decode(c->dec, &cb->blk, &h,
+					    c->buf.p + QLI_FRAME_HDR);
 	if (rc) {
 		qli_err_prefix("segment %s block %u: ", sf->name, p->blk);
 		cb_recycle(c, cb);
@@ -579,11 +841,33 @@ int ql_cursor_next(ql_cursor *c, const ql_record **rec)
 			break;
 	}
 	top = c->heap[0];
-	i = top->match[top->mi++];
+	i = top->match[top->mi];
+	if (top->blk.ids) {
+		/* resolve the ids (pages stay until the bucket is done) */
+		qli_segfile *sf = &c->segs[top->seg];
+		const qli_dpage *pr, *pt, *pi;
+		uint32_t r = top->blk.req[i], t = top->blk.tgt[i],
+			 a = top->blk.ipi[i];
+
+		rc = cs_page(c, top->seg, 0, qli_dict_page_of(&sf->dh, r), &pr);
+		if (!rc)
+			rc = cs_page(c, top->seg, 0,
+				     qli_dict_page_of(&sf->dh, t), &pt);
+		if (!rc)
+			rc = cs_page(c, top->seg, 1,
+				     qli_dict_page_of(&sf->di, a), &pi);
+		if (rc)
+			return rc; /* retried: mi has not moved */
+		c->rec.requester = pr->key[r - pr->first];
+		c->rec.target = pt->key[t - pt->first];
+		memcpy(c->rec.ip, pi->ip[a - pi->first], 16);
+	} else {
+		c->rec.requester = top->blk.str[top->blk.req[i]];
+		c->rec.target = top->blk.str[top->blk.tgt[i]];
+		memcpy(c->rec.ip, top->blk.ips[top->blk.ipi[i]], 16);
+	}
+	top->mi++;
 	c->rec.ts = top->blk.ts[i];
-	c->rec.requester = top->blk.str[top->blk.req[i]];
-	c->rec.target = top->blk.str[top->blk.tgt[i]];
-	memcpy(c->rec.ip, top->blk.ips[top->blk.ipi[i]], 16);
 	c->rec.service = top->blk.svc[i];
 	c->rec.result = top->blk.res[i];
 	if (top->mi == top->nmatch) {

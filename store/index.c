@@ -565,6 +565,7 @@ int qli_index_put_dir(qli_index *ix, const qli_segfile *sf)
 		return qli_err(QL_ENOMEM, "out of memory");
 	v[0] = 1;
 	v[1] = (uint8_t)sf->sealed;
+	v[2] = (uint8_t)sf->compact; /* blocks hold dictionary ids */
 	qli_put32(v + 4, sf->nblk);
 	qli_put64(v + 8, sf->size);
 	qli_put64(v + 16, sf->sealed ? sf->seal_checksum : 0);
@@ -845,8 +846,10 @@ static int dir_parse(const MDB_val *v, qli_segfile *sf)
 	const uint8_t *p = v->mv_data;
 	uint32_t n;
 
-	if (v->mv_size < DIR_FIXED || p[0] != 1)
+	if (v->mv_size < DIR_FIXED || p[0] != 1 || p[2] > 1 ||
+	    (p[2] && !p[1]))
 		return qli_err(QL_ECORRUPT, "index: bad directory entry");
+	sf->compact = p[2];
 	n = qli_get32(p + 4);
 	if (v->mv_size != DIR_FIXED + (size_t)n * BLKENT)
 		return qli_err(QL_ECORRUPT, "index: directory size");
@@ -909,6 +912,7 @@ int qli_index_check(qli_index *ix, const qli_segfile *sf, uint32_t *nblk,
 		return rc;
 	if (d.sealed) {
 		*sealed_ok = sf->sealed && d.nblk == sf->nblk &&
+			     d.compact == sf->compact &&
 			     d.seal_checksum == sf->seal_checksum;
 		*nblk = *sealed_ok ? sf->nblk : 0;
 	} else {

@@ -423,6 +423,12 @@ int ql_expire(ql_store *s, int dry_run, const char *who,
 	}
 	if (!rc)
 		rc = qli_seglist_read(s->segdir, &l);
+	for (size_t i = 0; !rc && !dry_run && i < l.nshadow; i++)
+		/* a .qls whose compact .qlc exists: a crash interrupted the
+		 * swap (which runs under this lock); finish it */
+		if (qli_vfs_cur->unlinkat(s->segdir, l.shadow[i], 0) &&
+		    errno != ENOENT)
+			rc = qli_errno(errno, "unlink", l.shadow[i]);
 	if (!rc && l.n) {
 		descs = calloc(l.n, sizeof(*descs));
 		sealed = calloc(l.n, sizeof(*sealed));

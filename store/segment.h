@@ -5,12 +5,14 @@
 #define QL_SEGMENT_H
 
 #include "codec.h"
+#include "dict.h"
 
 #include <stdint.h>
 
 #define QLI_SEG_HDR 64
 #define QLI_SEG_TRAILER 16
 #define QLI_SEG_VERSION 1
+#define QLI_SEG_VERSION_COMPACT 2 /* .qlc files: dictionaries + id blocks */
 #define QLI_SEG_NAME_MAX 64
 #define QLI_SEG_DIR "seg"
 
@@ -38,6 +40,8 @@ typedef struct qli_segfile {
 	uint64_t nrec, raw_bytes;
 	int64_t min_ts, max_ts;
 	uint64_t seal_checksum; /* chained over the frames' checksums */
+	int compact;        /* a .qlc file (version 2): blocks hold ids */
+	qli_dict dh, di;    /* compact: handle and address dictionaries */
 } qli_segfile;
 
 /* The 48-byte form of a block directory entry (seal frame and index). */
@@ -47,9 +51,15 @@ void qli_blkent_unpack(qli_blkent *e, const uint8_t *p);
 /* Builds the canonical file name for a bucket and generation. */
 void qli_seg_name(char out[QLI_SEG_NAME_MAX], int64_t bucket_start,
 		  uint32_t gen);
-/* Parses a file name; returns 0 if it is a segment name. */
+/* The name of the compact form of a segment: "...-gN.qlc". */
+void qli_seg_cname(char out[QLI_SEG_NAME_MAX], int64_t bucket_start,
+		   uint32_t gen);
+/* Parses a file name ("X-gN.qls" or "X-gN.qlc"); returns 0 if it is a
+ * segment name, and sets *compact (may be NULL) to 1 for ".qlc". */
 int qli_seg_name_parse(const char *name, int64_t *bucket_start,
 		       uint32_t *gen);
+int qli_seg_name_parse2(const char *name, int64_t *bucket_start,
+			uint32_t *gen, int *compact);
 
 /* Creates a new segment file (header written, not synced). */
 int qli_segfile_create(qli_segfile *sf, int segdir, int64_t bucket_start,
@@ -67,8 +77,21 @@ void qli_segfile_close(qli_segfile *sf);
 
 /* Records a block written at sf->size. */
 int qli_segfile_add_block(qli_segfile *sf, const qli_frame_hdr *h);
-/* Writes the seal frame and trailer at sf->size and fdatasyncs. */
+/* Writes the seal frame and trailer at sf->size and fdatasyncs. For a
+ * compact file (sf->compact) the seal also carries the dictionaries'
+ * page directories (sf->dh, sf->di). */
 int qli_segfile_seal(qli_segfile *sf);
+/* Creates name (a temporary name in segdir) with a compact header. */
+int qli_segfile_create_compact(qli_segfile *sf, int segdir, const char *name,
+			       int64_t bucket_start, int64_t bucket_width,
+			       uint32_t gen, unsigned mode);
+/* Loads a compact file's dictionary directories into sf->dh and sf->di
+ * (sf opened, with fd, from an index directory entry). */
+int qli_segfile_load_dicts(qli_segfile *sf);
+/* Reads the frame of dictionary page k (of sf->dh, or sf->di when ip)
+ * into buf and verifies it. */
+int qli_segfile_read_page(const qli_segfile *sf, int ip, uint32_t k,
+			  qli_buf *buf, qli_frame_hdr *h);
 /* Reads block i's frame into buf and verifies its checksum. */
 int qli_segfile_read_block(const qli_segfile *sf, uint32_t i, qli_buf *buf,
 			   qli_frame_hdr *h);

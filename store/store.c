@@ -285,6 +285,36 @@ int qli_seglist_read(int segdir, qli_seglist *out)
 		return qli_errno(errno, "list", QLI_SEG_DIR);
 	}
 	seglist_sort(out);
+	/* X-gN.qls and X-gN.qlc both exist only after a crash in the middle
+	 * of a compaction's swap: the .qlc is complete (synced before it got
+	 * its name), the .qls is the superseded copy */
+	size_t k = 0;
+
+	for (size_t i = 0; i < out->n; i++) {
+		if (k && out->start[k - 1] == out->start[i] &&
+		    out->gen[k - 1] == out->gen[i]) {
+			size_t len = strlen(out->names[i]);
+			size_t keep = !strcmp(out->names[i] + len - 4, ".qlc")
+					      ? i : k - 1;
+			size_t drop = keep == i ? k - 1 : i;
+
+			if (out->nshadow < sizeof(out->shadow) /
+						   sizeof(out->shadow[0]))
+				memcpy(out->shadow[out->nshadow++],
+				       out->names[drop], QLI_SEG_NAME_MAX);
+			if (keep == i)
+				memcpy(out->names[k - 1], out->names[i],
+				       QLI_SEG_NAME_MAX);
+			continue;
+		}
+		if (k != i) {
+			memcpy(out->names[k], out->names[i], QLI_SEG_NAME_MAX);
+			out->start[k] = out->start[i];
+			out->gen[k] = out->gen[i];
+		}
+		k++;
+	}
+	out->n = k;
 	return 0;
 }
 
@@ -470,12 +500,16 @@ static void index_commit(ql_store *s, int force)
 static int index_from_file(ql_store *s, const qli_segfile *sf, uint32_t from,
 			   qli_segacc *acc, int put)
 {
-	qli_decoder *d = qli_decoder_new();
+	qli_decoder *d;
 	qli_block blk = { 0 };
 	qli_buf buf = { 0 };
 	qli_frame_hdr h;
-	int rc = d ? 0 : qli_err(QL_ENOMEM, "out of memory");
+	int rc;
 
+	if (sf->compact) /* sealed: never put block summaries */
+		return qli_compact_acc(sf, acc);
+	d = qli_decoder_new();
+	rc = d ? 0 : qli_err(QL_ENOMEM, "out of memory");
 	for (uint32_t i = from; i < sf->nblk && !rc; i++) {
 		rc = qli_segfile_read_block(sf, i, &buf, &h);
 		if (!rc)
@@ -626,6 +660,10 @@ static int seal_bucket(ql_store *s, qli_bucket *b)
 		rc = qli_segfile_seal(b->active);
 		if (rc)
 			return rc;
+		pthread_mutex_lock(&s->mu);
+		if (qli_compact_enqueue(s, b->active->name))
+			qli_clear_err(); /* stays a valid .qls; next open */
+		pthread_mutex_unlock(&s->mu);
 		/* the trail records every seal; failing to write it must not
 		 * stop the log itself (counted, reported by the audit) */
 		if (qli_audit_sealed(s, b->active))
@@ -785,6 +823,27 @@ static int reindex_all(ql_store *s, int rebuild)
 	return rc;
 }
 
+/* Indexes compacted segments (writer thread, or ql_close once it has
+ * stopped): the segment id is the same, its entries are replaced. */
+static void install_all(ql_store *s, qli_install *in)
+{
+	while (in) {
+		qli_install *next = in->next;
+		int rc;
+
+		if (s->ix && !s->ix_err) {
+			rc = qli_index_seal(s->ix, in->sf, in->acc);
+			if (rc)
+				ix_fail(s, rc);
+		}
+		qli_segfile_close(in->sf);
+		free(in->sf);
+		qli_segacc_free(in->acc);
+		free(in);
+		in = next;
+	}
+}
+
 /* The writer thread works on its own copy of the bucket list, taken
  * under mu: appenders may grow (realloc) s->buckets at any time. The
  * buckets themselves never move, and their file-side fields (active,
@@ -882,7 +941,11 @@ static void *writer_main(void *arg)
 		}
 		list = s->qhead;
 		s->qhead = s->qtail = NULL;
+		qli_install *inst = s->inst;
+
+		s->inst = NULL;
 		pthread_mutex_unlock(&s->mu);
+		install_all(s, inst);
 
 		for (mt = list; mt && !rc; mt = mt->next)
 			rc = write_memtable(s, mt);
@@ -1047,6 +1110,14 @@ static int recover(ql_store *s)
 	rc = qli_seglist_read(s->segdir, &l);
 	if (rc)
 		return rc;
+	for (size_t i = 0; i < l.nshadow && !rc; i++) {
+		/* finish a compaction's swap a crash interrupted */
+		if (qli_vfs_cur->unlinkat(s->segdir, l.shadow[i], 0) ||
+		    qli_sync_dir(s->segdir, QLI_SEG_DIR))
+			rc = qli_errno(errno, "remove superseded segment",
+				       l.shadow[i]);
+		s->recovered_segments++;
+	}
 	for (size_t i = 0; i < l.n && !rc; i++) {
 		qli_segfile *sf = calloc(1, sizeof(*sf));
 		qli_bucket *b;
@@ -1081,6 +1152,9 @@ static int recover(ql_store *s)
 		}
 		if (sf->gen + 1 > b->next_gen)
 			b->next_gen = sf->gen + 1;
+		if (sf->sealed && !sf->compact &&
+		    qli_compact_enqueue(s, sf->name))
+			qli_clear_err(); /* tried again at the next open */
 		if (sf->sealed || sf->damaged) {
 			/* a damaged unsealed segment is left as it is for the
 			 * operator (verify names it); appends for its bucket
@@ -1153,6 +1227,17 @@ static void store_free(ql_store *s)
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->work);
 	pthread_cond_destroy(&s->done);
+	pthread_cond_destroy(&s->cwork);
+	while (s->inst) {
+		qli_install *n = s->inst->next;
+
+		qli_segfile_close(s->inst->sf);
+		free(s->inst->sf);
+		qli_segacc_free(s->inst->acc);
+		free(s->inst);
+		s->inst = n;
+	}
+	free(s->cq);
 	free(s->path);
 	free(s);
 }
@@ -1174,6 +1259,7 @@ int ql_open(ql_store **out, const char *dir, const ql_options *opts)
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->work, NULL);
 	pthread_cond_init(&s->done, NULL);
+	pthread_cond_init(&s->cwork, NULL);
 	s->retention_given = opts && opts->retention_us;
 	rc = resolve_options(&s->opt, opts);
 	if (rc)
@@ -1212,6 +1298,9 @@ int ql_open(ql_store **out, const char *dir, const ql_options *opts)
 			goto fail;
 		}
 		s->thread_started = 1;
+		rc = qli_compact_start(s);
+		if (rc)
+			goto fail;
 	} else {
 		rc = qli_index_open(&s->ix, s->dirfd, s->path, 0, 0, 0);
 		if (rc) {
@@ -1234,6 +1323,9 @@ int ql_close(ql_store *s)
 
 	if (!s)
 		return 0;
+	/* a compaction in progress finishes; queued ones wait for the next
+	 * open (their .qls files are complete) */
+	qli_compact_stop(s);
 	if (s->thread_started) {
 		pthread_mutex_lock(&s->mu);
 		if (s->failed) {
@@ -1250,6 +1342,19 @@ int ql_close(ql_store *s)
 		else if (rc)
 			qli_err(QL_EFAILED, "store was disabled earlier: %s",
 				s->failmsg);
+		if (!rc && s->opt.compaction == QL_COMPACT_INLINE) {
+			/* the writer thread is gone: this thread compacts
+			 * what the last pass sealed and indexes it */
+			qli_install *in;
+
+			pthread_mutex_lock(&s->mu);
+			qli_compact_drain(s);
+			in = s->inst;
+			s->inst = NULL;
+			pthread_mutex_unlock(&s->mu);
+			install_all(s, in);
+			index_commit(s, 1);
+		}
 	}
 	store_free(s);
 	return rc;
@@ -1502,6 +1607,15 @@ int ql_maintain(ql_store *s)
 	pthread_cond_signal(&s->work);
 	while (s->maint_done < target && !s->failed)
 		pthread_cond_wait(&s->done, &s->mu);
+	if (!s->failed && s->opt.compaction != QL_COMPACT_OFF) {
+		/* what was sealed is compacted, then indexed by the writer
+		 * (one more pass, which commits the index) */
+		qli_compact_drain(s);
+		target = ++s->maint_req;
+		pthread_cond_signal(&s->work);
+		while (s->maint_done < target && !s->failed)
+			pthread_cond_wait(&s->done, &s->mu);
+	}
 	if (s->failed)
 		rc = qli_err(s->failed, "%s", s->failmsg);
 	pthread_mutex_unlock(&s->mu);

@@ -88,11 +88,38 @@ struct ql_store {
 	char ix_errmsg[256];
 	uint64_t reindex_req, reindex_done;
 	uint64_t reindexed_segments; /* by the last open or ql_reindex */
+	/* compaction (compact.c): names of sealed .qls segments to
+	 * rewrite, under mu; finished ones wait in inst for the writer
+	 * thread to index them */
+	char (*cq)[QLI_SEG_NAME_MAX];
+	size_t ncq, capcq;
+	int cbusy, cstop, cthread_started;
+	pthread_t cthread;
+	pthread_cond_t cwork;
+	struct qli_install *inst;
+	uint64_t compacted, compact_fail;
+	char compact_errmsg[256];
 	int retention_given;   /* the caller set retention_us */
 	int audit_err;         /* a seal could not be audited (counted) */
 };
 
 int64_t qli_now(const ql_store *s);
+
+/* compact.c */
+typedef struct qli_install {
+	struct qli_install *next;
+	qli_segfile *sf;  /* the compact segment (closed) */
+	qli_segacc *acc;  /* its index keys */
+} qli_install;
+int qli_compact_one(ql_store *s, const char *name, qli_segfile **out,
+		    qli_segacc **acc);
+int qli_compact_enqueue(ql_store *s, const char *name); /* mu held */
+int qli_compact_step(ql_store *s);                      /* mu held */
+void qli_compact_drain(ql_store *s);                    /* mu held */
+int qli_compact_start(ql_store *s);
+void qli_compact_stop(ql_store *s);
+/* The index keys of a compact segment's blocks, from the file. */
+int qli_compact_acc(const qli_segfile *sf, qli_segacc *acc);
 
 /* maint.c: which segments readers may see (not past due, or held), and
  * the audit event of a seal. */
@@ -102,12 +129,17 @@ int qli_visible(ql_store *s, const struct qli_holdset *set,
 		int64_t bucket_start, int64_t now);
 int qli_audit_sealed(ql_store *s, const qli_segfile *sf);
 
-/* Lists segment names in the seg directory, sorted by (bucket, gen). */
+/* Lists segment names in the seg directory, sorted by (bucket, gen); of
+ * X-gN.qls and X-gN.qlc only the .qlc is listed (see shadow). */
 typedef struct qli_seglist {
 	char (*names)[QLI_SEG_NAME_MAX];
 	int64_t *start;
 	uint32_t *gen;
 	size_t n, cap;
+	/* superseded X-gN.qls files whose X-gN.qlc exists (a crash during
+	 * a compaction's swap); the writer's open unlinks them */
+	char shadow[8][QLI_SEG_NAME_MAX];
+	size_t nshadow;
 } qli_seglist;
 int qli_seglist_read(int segdir, qli_seglist *out);
 void qli_seglist_free(qli_seglist *l);

@@ -345,6 +345,10 @@ static ql_options sc_opts(int64_t *now, int every)
 	o.clock = t_clock;
 	o.clock_ctx = now;
 	o.sync_mode = every ? QL_SYNC_EVERY_APPEND : QL_SYNC_MANUAL;
+	/* the loops number I/O operations and need them deterministic:
+	 * no background thread; the scripts that cover compaction set
+	 * QL_COMPACT_INLINE themselves */
+	o.compaction = QL_COMPACT_OFF;
 	return o;
 }
 

@@ -1,0 +1,777 @@
+/* compact.c - rewriting a sealed segment into its compact form.
+ *
+ * The writer seals a bucket as a ".qls" file of self-contained blocks
+ * (each with its own handle and address tables: written as records
+ * arrive, durable at once). Once sealed the segment can no longer grow,
+ * so its handles and addresses can be counted and stored once: the
+ * compactor reads it whole, builds one dictionary of its handles and one
+ * of its addresses (dict.h), sorts its records by time and writes
+ * "X-gN.qlc" (docs/FORMAT.md §5.9) with blocks that hold only ids. The
+ * swap is crash-safe and never loses or doubles a record:
+ *
+ *   1. write seg/X-gN.qlc.tmp, seal it, fdatasync;
+ *   2. under MAINT.lock (so an expiry cannot interleave): if X-gN.qls is
+ *      still there, rename the .tmp to X-gN.qlc and fsync seg/, then
+ *      unlink X-gN.qls and fsync seg/ again;
+ *   3. the writer thread replaces the segment's index entries (same
+ *      segment id) with ones for the compact blocks.
+ * A crash after 2's rename leaves both files: the .qlc is complete (it
+ * was synced before it got its name), so every lister prefers it and the
+ * next writer open unlinks the .qls. A reader that opened the .qls keeps
+ * reading it through its descriptor. The index lags safely: a directory
+ * entry that does not say "compact" for a .qlc is not used (readers load
+ * the file's own seal; the writer rebuilds the entry).
+ *
+ * Memory: the records of one segment (~32 bytes each) and its distinct
+ * handles; narrower buckets bound it for very large volumes. */
+#define _GNU_SOURCE
+#include "dict.h"
+#include "err.h"
+#include "hold.h"
+#include "index.h"
+#include "store_int.h"
+#include "vfs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* ---- distinct keys with counts ---- */
+
+typedef struct ckey {
+	const uint8_t *key;
+	uint32_t count;
+	uint32_t id;
+	uint8_t len;
+	uint8_t cls; /* bit length of count */
+} ckey;
+
+typedef struct ctab {
+	ckey *e;
+	uint32_t n, cap;
+	uint32_t *slot; /* index + 1, 0 = empty */
+	uint32_t nslot; /* power of two */
+	/* key bytes (handles NUL-terminated), in chunks that never move */
+	struct chunk {
+		struct chunk *next;
+		size_t used;
+		uint8_t b[65536 - 32];
+	} *chunks;
+} ctab;
+
+static void ctab_free(ctab *t)
+{
+	struct chunk *c, *n;
+
+	for (c = t->chunks; c; c = n) {
+		n = c->next;
+		free(c);
+	}
+	free(t->e);
+	free(t->slot);
+	memset(t, 0, sizeof(*t));
+}
+
+static int ctab_grow(ctab *t)
+{
+	uint32_t ns = t->nslot ? 2 * t->nslot : 4096;
+	uint32_t *slot = calloc(ns, sizeof(*slot));
+
+	if (!slot)
+		return qli_err(QL_ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < t->n; i++) {
+		uint32_t h = (uint32_t)qli_hash64(t->e[i].key, t->e[i].len, 0);
+
+		while (slot[h & (ns - 1)])
+			h++;
+		slot[h & (ns - 1)] = i + 1;
+	}
+	free(t->slot);
+	t->slot = slot;
+	t->nslot = ns;
+	return 0;
+}
+
+/* Counts one occurrence of key; *idx gets its entry. */
+static int ctab_add(ctab *t, const uint8_t *key, uint8_t len, uint32_t *idx)
+{
+	uint32_t h;
+	int rc;
+
+	if (2 * (t->n + 1) > t->nslot && (rc = ctab_grow(t)))
+		return rc;
+	h = (uint32_t)qli_hash64(key, len, 0);
+	for (;; h++) {
+		uint32_t s = t->slot[h & (t->nslot - 1)];
+
+		if (!s)
+			break;
+		if (t->e[s - 1].len == len && !memcmp(t->e[s - 1].key, key, len)) {
+			t->e[s - 1].count++;
+			*idx = s - 1;
+			return 0;
+		}
+	}
+	if (t->n >= QLI_DICT_MAX)
+		return qli_err(QL_EINVAL, "more than %u distinct keys in one "
+			       "segment: use narrower buckets", QLI_DICT_MAX);
+	if (t->n == t->cap) {
+		uint32_t cap = t->cap ? 2 * t->cap : 4096;
+		ckey *e = realloc(t->e, cap * sizeof(*e));
+
+		if (!e)
+			return qli_err(QL_ENOMEM, "out of memory");
+		t->e = e;
+		t->cap = cap;
+	}
+	if (!t->chunks || t->chunks->used + len + 1 > sizeof(t->chunks->b)) {
+		struct chunk *c = malloc(sizeof(*c));
+
+		if (!c)
+			return qli_err(QL_ENOMEM, "out of memory");
+		c->next = t->chunks;
+		c->used = 0;
+		t->chunks = c;
+	}
+	uint8_t *k = t->chunks->b + t->chunks->used;
+
+	memcpy(k, key, len);
+	k[len] = 0;
+	t->chunks->used += (size_t)len + 1;
+	t->e[t->n] = (ckey){ k, 1, 0, len, 0 };
+	t->slot[h & (t->nslot - 1)] = t->n + 1;
+	*idx = t->n++;
+	return 0;
+}
+
+static unsigned bitlen(uint32_t v)
+{
+	unsigned b = 0;
+
+	while (v) {
+		b++;
+		v >>= 1;
+	}
+	return b;
+}
+
+static int ckey_cmp(const void *a, const void *b)
+{
+	const ckey *x = *(const ckey *const *)a, *y = *(const ckey *const *)b;
+	int c;
+
+	if (x->cls != y->cls)
+		return x->cls > y->cls ? -1 : 1; /* busiest class first */
+	c = memcmp(x->key, y->key, x->len < y->len ? x->len : y->len);
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* Orders t's keys (class, then key) and assigns ids; *order gets them in
+ * id order. */
+static int ctab_order(ctab *t, ckey ***order)
+{
+	ckey **o = malloc((t->n ? t->n : 1) * sizeof(*o));
+
+	if (!o)
+		return qli_err(QL_ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < t->n; i++) {
+		t->e[i].cls = (uint8_t)bitlen(t->e[i].count);
+		o[i] = &t->e[i];
+	}
+	qsort(o, t->n, sizeof(*o), ckey_cmp);
+	for (uint32_t i = 0; i < t->n; i++)
+		o[i]->id = i;
+	*order = o;
+	return 0;
+}
+
+/* ---- the rewrite ---- */
+
+typedef struct crec {
+	int64_t ts;
+	uint32_t seq;
+	uint32_t req, tgt, ip; /* ctab entries, then ids */
+	uint8_t svc, res;
+} crec;
+
+static int crec_cmp(const void *a, const void *b)
+{
+	const crec *x = a, *y = b;
+
+	if (x->ts != y->ts)
+		return x->ts < y->ts ? -1 : 1;
+	return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+typedef struct wctx {
+	qli_segfile *sf;
+	qli_buf out;   /* frames not yet written; they end at sf->size */
+	qli_encoder *enc;
+} wctx;
+
+static int flush(wctx *w, int force)
+{
+	int rc;
+
+	if (!w->out.len || (!force && w->out.len < (1u << 20)))
+		return 0;
+	rc = qli_write_full(w->sf->fd, w->out.p, w->out.len,
+			    (off_t)(w->sf->size - w->out.len), w->sf->name);
+	w->out.len = 0;
+	return rc;
+}
+
+/* Writes one dictionary's pages (a page never spans two classes) and
+ * fills its directory in d. */
+static int write_dict(wctx *w, qli_dict *d, ckey **o, uint32_t n, int ip)
+{
+	const uint8_t *keys[QLI_DICT_PAGE];
+	uint8_t lens[QLI_DICT_PAGE];
+	uint32_t i = 0, ncls = 0, npage = 0;
+	size_t klen = 0;
+	int rc = 0;
+
+	d->n = n;
+	/* pages: full ones, plus one partial page per class at most */
+	uint32_t maxpage = n / QLI_DICT_PAGE + QLI_DICT_CLASSES + 1;
+
+	d->page = calloc(maxpage, sizeof(*d->page));
+	d->cls = calloc(QLI_DICT_CLASSES + 1, sizeof(*d->cls));
+	d->keys = malloc((size_t)maxpage * (ip ? 16 : 255));
+	if (!d->page || !d->cls || !d->keys)
+		return qli_err(QL_ENOMEM, "out of memory");
+	while (i < n && !rc) {
+		uint32_t c = 0, first = i;
+		size_t before = w->out.len;
+		qli_frame_hdr h;
+
+		if (i == 0 || o[i]->cls != o[i - 1]->cls)
+			d->cls[ncls++] = i;
+		while (i < n && c < QLI_DICT_PAGE &&
+		       (c == 0 || o[i]->cls == o[first]->cls)) {
+			keys[c] = o[i]->key;
+			lens[c] = o[i]->len;
+			c++;
+			i++;
+		}
+		rc = qli_dpage_encode(w->enc, &w->out, ip, keys, lens, c,
+				      first, &h);
+		if (rc)
+			break;
+		d->page[npage] = (struct qli_dpent){
+			.off = w->sf->size,
+			.frame_len = QLI_FRAME_HDR + h.comp_len,
+			.raw_len = h.raw_len,
+			.first = first,
+			.count = c,
+			.checksum = h.checksum,
+			.key_off = (uint32_t)klen,
+			.key_len = ip ? 16 : lens[0],
+		};
+		memcpy(d->keys + klen, keys[0], ip ? 16 : lens[0]);
+		klen += ip ? 16 : lens[0];
+		npage++;
+		w->sf->size += w->out.len - before;
+		rc = flush(w, 0);
+	}
+	d->npage = npage;
+	d->ncls = ncls;
+	d->cls[ncls] = n;
+	d->keys_len = klen;
+	return rc;
+}
+
+/* Reads every record of src (sealed, not compact) into recs, counting
+ * keys in th and ti. */
+static int read_all(const qli_segfile *src, ctab *th, ctab *ti, crec **out,
+		    uint64_t *nout)
+{
+	qli_decoder *d = qli_decoder_new();
+	qli_block blk = { 0 };
+	qli_buf buf = { 0 };
+	uint32_t *smap = NULL, *imap = NULL;
+	size_t scap = 0, icap = 0;
+	crec *r = NULL;
+	uint64_t n = 0;
+	qli_frame_hdr h;
+	int rc = d ? 0 : qli_err(QL_ENOMEM, "out of memory");
+
+	if (!rc && src->nrec > (uint64_t)UINT32_MAX)
+		rc = qli_err(QL_EINVAL, "segment %s: too many records to "
+			     "compact", src->name);
+	if (!rc && !(r = malloc((src->nrec ? src->nrec : 1) * sizeof(*r))))
+		rc = qli_err(QL_ENOMEM, "out of memory");
+	for (uint32_t b = 0; b < src->nblk && !rc; b++) {
+		rc = qli_segfile_read_block(src, b, &buf, &h);
+		if (!rc)
+			rc = qli_block_decode(d, &blk, &h,
+					      buf.p + QLI_FRAME_HDR);
+		if (!rc && n + blk.n > src->nrec)
+			rc = qli_err(QL_ECORRUPT, "segment %s: blocks hold "
+				     "more records than the seal says",
+				     src->name);
+		if (!rc && blk.nstr > scap) {
+			free(smap);
+			scap = blk.nstr;
+			if (!(smap = malloc(scap * sizeof(*smap))))
+				rc = qli_err(QL_ENOMEM, "out of memory");
+		}
+		if (!rc && blk.nip > icap) {
+			free(imap);
+			icap = blk.nip;
+			if (!(imap = malloc(icap * sizeof(*imap))))
+				rc = qli_err(QL_ENOMEM, "out of memory");
+		}
+		for (uint32_t i = 0; i < blk.nstr && !rc; i++)
+			rc = ctab_add(th, (const uint8_t *)blk.str[i],
+				      (uint8_t)strlen(blk.str[i]), &smap[i]);
+		for (uint32_t i = 0; i < blk.nip && !rc; i++)
+			rc = ctab_add(ti, blk.ips[i], 16, &imap[i]);
+		/* the tables counted each key once per block; count uses */
+		for (uint32_t i = 0; i < blk.nstr && !rc; i++)
+			th->e[smap[i]].count--;
+		for (uint32_t i = 0; i < blk.nip && !rc; i++)
+			ti->e[imap[i]].count--;
+		for (uint32_t i = 0; i < blk.n && !rc; i++, n++) {
+			r[n] = (crec){ blk.ts[i], (uint32_t)n,
+				       smap[blk.req[i]], smap[blk.tgt[i]],
+				       imap[blk.ipi[i]], blk.svc[i],
+				       blk.res[i] };
+			th->e[r[n].req].count++;
+			th->e[r[n].tgt].count++;
+			ti->e[r[n].ip].count++;
+		}
+	}
+	if (!rc && n != src->nrec)
+		rc = qli_err(QL_ECORRUPT, "segment %s: blocks hold %llu "
+			     "records, the seal says %llu", src->name,
+			     (unsigned long long)n,
+			     (unsigned long long)src->nrec);
+	free(smap);
+	free(imap);
+	qli_block_free(&blk);
+	qli_buf_free(&buf);
+	qli_decoder_free(d);
+	if (rc) {
+		free(r);
+		return rc;
+	}
+	*out = r;
+	*nout = n;
+	return 0;
+}
+
+/* Writes the compact form of src as tmp (complete, sealed, synced) into
+ * dst, and the index keys of its blocks into acc. */
+static int rewrite(ql_store *s, const qli_segfile *src, const char *tmp,
+		   qli_segfile *dst, qli_segacc *acc)
+{
+	ctab th = { 0 }, ti = { 0 };
+	ckey **oh = NULL, **oi = NULL;
+	crec *r = NULL;
+	uint64_t n = 0;
+	qli_idrec *ir = NULL;
+	qli_rec *qr = NULL;
+	qli_summary sum = { 0 };
+	wctx w = { dst, { 0 }, NULL };
+	int rc;
+
+	rc = read_all(src, &th, &ti, &r, &n);
+	if (!rc)
+		rc = ctab_order(&th, &oh);
+	if (!rc)
+		rc = ctab_order(&ti, &oi);
+	if (rc)
+		goto out;
+	qsort(r, n, sizeof(*r), crec_cmp);
+	w.enc = qli_encoder_new(s->opt.compression_level);
+	ir = malloc(QLI_IDBLOCK * sizeof(*ir));
+	qr = malloc(QLI_IDBLOCK * sizeof(*qr));
+	if (!w.enc || !ir || !qr) {
+		rc = qli_err(QL_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = qli_segfile_create_compact(dst, s->segdir, tmp, src->bucket_start,
+					src->bucket_width, src->gen,
+					s->opt.file_mode);
+	if (rc)
+		goto out;
+	rc = write_dict(&w, &dst->dh, oh, th.n, 0);
+	if (!rc)
+		rc = write_dict(&w, &dst->di, oi, ti.n, 1);
+	for (uint64_t off = 0; off < n && !rc; off += QLI_IDBLOCK) {
+		uint32_t k = n - off < QLI_IDBLOCK ? (uint32_t)(n - off)
+						    : QLI_IDBLOCK;
+		qli_frame_hdr h;
+
+		for (uint32_t i = 0; i < k; i++) {
+			const crec *c = &r[off + i];
+			const ckey *rq = &th.e[c->req], *tg = &th.e[c->tgt];
+
+			ir[i] = (qli_idrec){ c->ts, rq->id, tg->id,
+					     ti.e[c->ip].id, c->svc, c->res };
+			qr[i] = (qli_rec){ .ts = c->ts,
+					   .req = (const char *)rq->key,
+					   .tgt = (const char *)tg->key,
+					   .svc = c->svc,
+					   .res = c->res,
+					   .req_len = rq->len,
+					   .tgt_len = tg->len };
+			memcpy(qr[i].ip, ti.e[c->ip].key, 16);
+		}
+		rc = qli_idblock_encode(w.enc, &w.out, ir, k, th.n, ti.n, &h);
+		if (rc)
+			break;
+		/* the frame starts at sf->size: add_block records it there
+		 * and moves size past it */
+		rc = qli_segfile_add_block(dst, &h);
+		if (!rc && acc) {
+			rc = qli_summary_from_recs(&sum, qr, k);
+			if (!rc)
+				rc = qli_segacc_add(acc, &sum,
+						    dst->nblk - 1);
+		}
+		if (!rc)
+			rc = flush(&w, 0);
+	}
+	if (!rc)
+		rc = flush(&w, 1);
+	if (!rc && dst->nrec != src->nrec)
+		rc = qli_err(QL_EINVAL, "compaction of %s wrote %llu records "
+			     "of %llu", src->name,
+			     (unsigned long long)dst->nrec,
+			     (unsigned long long)src->nrec);
+	if (!rc)
+		rc = qli_segfile_seal(dst); /* fdatasyncs */
+out:
+	qli_summary_free(&sum);
+	qli_buf_free(&w.out);
+	qli_encoder_free(w.enc);
+	free(ir);
+	free(qr);
+	free(oh);
+	free(oi);
+	free(r);
+	ctab_free(&th);
+	ctab_free(&ti);
+	return rc;
+}
+
+/* Steps 2 of the header comment: the swap, under MAINT.lock. */
+static int swap_in(ql_store *s, const char *tmp, const qli_segfile *src,
+		   const qli_segfile *dst)
+{
+	struct stat st;
+	int lk, rc;
+
+	rc = qli_maint_lock(s->dirfd, &lk);
+	if (rc)
+		return rc;
+	if (qli_vfs_cur->fstatat(s->segdir, src->name, &st) < 0) {
+		/* expired (or removed) while we worked: nothing to swap */
+		rc = errno == ENOENT
+			     ? qli_err(QL_ENOTFOUND, "segment %s went away "
+				       "during its compaction", src->name)
+			     : qli_errno(errno, "stat", src->name);
+		goto out;
+	}
+	if (qli_vfs_cur->renameat(s->segdir, tmp, s->segdir, dst->name)) {
+		rc = qli_errno(errno, "rename", tmp);
+		goto out;
+	}
+	rc = qli_sync_dir(s->segdir, QLI_SEG_DIR);
+	if (rc)
+		goto out;
+	if (qli_vfs_cur->unlinkat(s->segdir, src->name, 0) && errno != ENOENT) {
+		rc = qli_errno(errno, "unlink", src->name);
+		goto out;
+	}
+	rc = qli_sync_dir(s->segdir, QLI_SEG_DIR);
+out:
+	qli_maint_unlock(lk);
+	return rc;
+}
+
+int qli_compact_one(ql_store *s, const char *name, qli_segfile **out,
+		    qli_segacc **acc_out)
+{
+	char tmp[QLI_SEG_NAME_MAX + 8];
+	qli_segfile src, *dst = calloc(1, sizeof(*dst));
+	qli_segacc *acc = qli_segacc_new();
+	int rc;
+
+	*out = NULL;
+	*acc_out = NULL;
+	if (!dst || !acc) {
+		free(dst);
+		qli_segacc_free(acc);
+		return qli_err(QL_ENOMEM, "out of memory");
+	}
+	dst->fd = -1;
+	rc = qli_segfile_load(&src, s->segdir, name, 0);
+	if (!rc && (!src.sealed || src.compact || src.nblk == 0))
+		rc = qli_err(QL_EINVAL, "segment %s: only a sealed, "
+			     "non-empty .qls segment is compacted", name);
+	if (rc) {
+		if (src.fd >= 0 || src.blk)
+			qli_segfile_close(&src);
+		free(dst);
+		qli_segacc_free(acc);
+		return rc;
+	}
+	qli_seg_cname(tmp, src.bucket_start, src.gen);
+	strcat(tmp, ".tmp");
+	rc = rewrite(s, &src, tmp, dst, acc);
+	if (!rc)
+		rc = swap_in(s, tmp, &src, dst);
+	if (rc)
+		qli_vfs_cur->unlinkat(s->segdir, tmp, 0);
+	qli_segfile_close(&src);
+	if (rc) {
+		qli_segfile_close(dst);
+		free(dst);
+		qli_segacc_free(acc);
+		return rc;
+	}
+	if (dst->fd >= 0) {
+		qli_vfs_cur->close(dst->fd);
+		dst->fd = -1;
+	}
+	/* the trail records the compact file as a seal of its own (same
+	 * bucket and records, new name and checksum) */
+	if (qli_audit_sealed(s, dst))
+		s->audit_err++;
+	*out = dst;
+	*acc_out = acc;
+	return 0;
+}
+
+/* ---- the queue and the thread ---- */
+
+int qli_compact_enqueue(ql_store *s, const char *name)
+{
+	/* under s->mu */
+	if (s->opt.compaction == QL_COMPACT_OFF)
+		return 0;
+	for (size_t i = 0; i < s->ncq; i++)
+		if (!strcmp(s->cq[i], name))
+			return 0;
+	if (s->ncq == s->capcq) {
+		size_t cap = s->capcq ? 2 * s->capcq : 16;
+		char(*n)[QLI_SEG_NAME_MAX] = realloc(s->cq, cap * sizeof(*n));
+
+		if (!n)
+			return qli_err(QL_ENOMEM, "out of memory");
+		s->cq = n;
+		s->capcq = cap;
+	}
+	snprintf(s->cq[s->ncq++], QLI_SEG_NAME_MAX, "%s", name);
+	pthread_cond_broadcast(&s->cwork);
+	return 0;
+}
+
+/* Takes the next name (under mu); 0 if there is none. */
+static int take(ql_store *s, char name[QLI_SEG_NAME_MAX])
+{
+	if (!s->ncq)
+		return 0;
+	memcpy(name, s->cq[0], QLI_SEG_NAME_MAX);
+	memmove(s->cq, s->cq + 1, (s->ncq - 1) * sizeof(*s->cq));
+	s->ncq--;
+	return 1;
+}
+
+/* Compacts one queued segment (mu held on entry and exit; released while
+ * working). Returns 1 if there was one. */
+int qli_compact_step(ql_store *s)
+{
+	char name[QLI_SEG_NAME_MAX];
+	qli_segfile *sf = NULL;
+	qli_segacc *acc = NULL;
+	int rc;
+
+	if (!take(s, name))
+		return 0;
+	s->cbusy++;
+	pthread_mutex_unlock(&s->mu);
+	rc = qli_compact_one(s, name, &sf, &acc);
+	pthread_mutex_lock(&s->mu);
+	s->cbusy--;
+	if (rc == 0) {
+		qli_install *in = malloc(sizeof(*in));
+
+		if (in) {
+			in->sf = sf;
+			in->acc = acc;
+			in->next = s->inst;
+			s->inst = in;
+			s->compacted++;
+			pthread_cond_broadcast(&s->work);
+		} else {
+			/* the file is swapped; its index entry is rebuilt at
+			 * the next open (readers use the file meanwhile) */
+			qli_segfile_close(sf);
+			free(sf);
+			qli_segacc_free(acc);
+		}
+	} else if (rc != QL_ENOTFOUND) {
+		/* the .qls stays, complete and valid; the next open
+		 * tries again */
+		s->compact_fail++;
+		snprintf(s->compact_errmsg, sizeof(s->compact_errmsg), "%s",
+			 ql_errmsg(NULL));
+	}
+	qli_clear_err();
+	pthread_cond_broadcast(&s->done);
+	return 1;
+}
+
+static void *compactor_main(void *arg)
+{
+	ql_store *s = arg;
+
+#ifdef SYS_gettid
+	/* background work: never compete with appends for a CPU */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+#endif
+	pthread_mutex_lock(&s->mu);
+	while (!s->cstop) {
+		if (qli_compact_step(s))
+			continue;
+		pthread_cond_wait(&s->cwork, &s->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+int qli_compact_start(ql_store *s)
+{
+	int rc;
+
+	if (s->opt.compaction != QL_COMPACT_BACKGROUND)
+		return 0;
+	rc = pthread_create(&s->cthread, NULL, compactor_main, s);
+	if (rc)
+		return qli_err(QL_ENOMEM, "cannot start the compaction thread "
+			       "(%s)", strerror(rc));
+	s->cthread_started = 1;
+	return 0;
+}
+
+void qli_compact_stop(ql_store *s)
+{
+	if (!s->cthread_started)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->cstop = 1;
+	pthread_cond_broadcast(&s->cwork);
+	pthread_mutex_unlock(&s->mu);
+	pthread_join(s->cthread, NULL);
+	s->cthread_started = 0;
+}
+
+/* Waits (mu held) until nothing is queued or being compacted; with
+ * INLINE, does the work on this thread. */
+void qli_compact_drain(ql_store *s)
+{
+	if (s->opt.compaction == QL_COMPACT_INLINE) {
+		while (qli_compact_step(s))
+			;
+		return;
+	}
+	while (s->cthread_started && (s->ncq || s->cbusy))
+		pthread_cond_wait(&s->done, &s->mu);
+}
+
+/* ---- the index keys of a compact file (reindex) ---- */
+
+int qli_compact_acc(const qli_segfile *sf, qli_segacc *acc)
+{
+	qli_decoder *d = qli_decoder_new();
+	qli_dpage *hp = NULL, *ip = NULL;
+	qli_block blk = { 0 };
+	qli_buf buf = { 0 };
+	qli_summary sum = { 0 };
+	qli_rec *qr = NULL;
+	qli_frame_hdr h;
+	int rc = d ? 0 : qli_err(QL_ENOMEM, "out of memory");
+
+	if (!rc) {
+		hp = calloc(sf->dh.npage + 1, sizeof(*hp));
+		ip = calloc(sf->di.npage + 1, sizeof(*ip));
+		if (!hp || !ip)
+			rc = qli_err(QL_ENOMEM, "out of memory");
+	}
+	for (uint32_t k = 0; k < sf->dh.npage && !rc; k++) {
+		rc = qli_segfile_read_page(sf, 0, k, &buf, &h);
+		if (!rc)
+			rc = qli_dpage_decode(d, &hp[k], &h,
+					      buf.p + QLI_FRAME_HDR,
+					      sf->dh.page[k].first);
+	}
+	for (uint32_t k = 0; k < sf->di.npage && !rc; k++) {
+		rc = qli_segfile_read_page(sf, 1, k, &buf, &h);
+		if (!rc)
+			rc = qli_dpage_decode(d, &ip[k], &h,
+					      buf.p + QLI_FRAME_HDR,
+					      sf->di.page[k].first);
+	}
+	for (uint32_t b = 0; b < sf->nblk && !rc; b++) {
+		rc = qli_segfile_read_block(sf, b, &buf, &h);
+		if (!rc)
+			rc = qli_idblock_decode(d, &blk, &h,
+						buf.p + QLI_FRAME_HDR,
+						sf->dh.n, sf->di.n);
+		if (!rc) {
+			qli_rec *n = realloc(qr, blk.n * sizeof(*qr));
+
+			if (!n)
+				rc = qli_err(QL_ENOMEM, "out of memory");
+			else
+				qr = n;
+		}
+		for (uint32_t i = 0; i < blk.n && !rc; i++) {
+			const qli_dpage *pr, *pt, *pi;
+			uint32_t kr, kt, ki;
+
+			kr = qli_dict_page_of(&sf->dh, blk.req[i]);
+			kt = qli_dict_page_of(&sf->dh, blk.tgt[i]);
+			ki = qli_dict_page_of(&sf->di, blk.ipi[i]);
+			pr = &hp[kr];
+			pt = &hp[kt];
+			pi = &ip[ki];
+			qr[i] = (qli_rec){
+				.ts = blk.ts[i],
+				.req = pr->key[blk.req[i] - pr->first],
+				.tgt = pt->key[blk.tgt[i] - pt->first],
+				.svc = blk.svc[i],
+				.res = blk.res[i],
+				.req_len = pr->len[blk.req[i] - pr->first],
+				.tgt_len = pt->len[blk.tgt[i] - pt->first],
+			};
+			memcpy(qr[i].ip, pi->ip[blk.ipi[i] - pi->first], 16);
+		}
+		if (!rc)
+			rc = qli_summary_from_recs(&sum, qr, blk.n);
+		if (!rc)
+			rc = qli_segacc_add(acc, &sum, b);
+	}
+	for (uint32_t k = 0; hp && k < sf->dh.npage; k++)
+		qli_dpage_free(&hp[k]);
+	for (uint32_t k = 0; ip && k < sf->di.npage; k++)
+		qli_dpage_free(&ip[k]);
+	free(hp);
+	free(ip);
+	free(qr);
+	qli_summary_free(&sum);
+	qli_block_free(&blk);
+	qli_buf_free(&buf);
+	qli_decoder_free(d);
+	return rc;
+}
