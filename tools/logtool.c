@@ -1079,6 +1079,10 @@ static int import_finish(struct importer *im, double t0)
 	double secs;
 
 	rc = ql_sync(im->store);
+	/* seal what is due and compact it now: this process is the writer,
+	 * and the server that opens the store next should not have to */
+	if (rc == QL_OK)
+		rc = ql_maintain(im->store);
 	rc2 = ql_close(im->store);
 	im->store = NULL;
 	if (rc == QL_OK)
