@@ -1887,6 +1887,9 @@ static void audit_orphans(struct audit *au, const char *dir)
 
 		if (de->d_name[0] == '.')
 			continue;
+		k = strlen(de->d_name);
+		if (k > 8 && !strcmp(de->d_name + k - 8, ".qlc.tmp"))
+			continue; /* a compaction in progress (its writer) */
 		snprintf(name, sizeof(name), "seg/%s", de->d_name);
 		for (k = 0; k < au->nnames; k++)
 			if (au->names[k] && !strcmp(au->names[k], name))
