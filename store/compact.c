@@ -34,6 +34,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,6 +277,8 @@ static int write_dict(wctx *w, qli_dict *d, ckey **o, uint32_t n, int ip)
 			.key_off = (uint32_t)klen,
 			.key_len = ip ? 16 : lens[0],
 		};
+		d->raw += h.raw_len;
+		w->sf->raw_bytes += h.raw_len;
 		memcpy(d->keys + klen, keys[0], ip ? 16 : lens[0]);
 		klen += ip ? 16 : lens[0];
 		npage++;
@@ -601,6 +606,12 @@ int qli_compact_step(ql_store *s)
 	s->cbusy++;
 	pthread_mutex_unlock(&s->mu);
 	rc = qli_compact_one(s, name, &sf, &acc);
+#ifdef __GLIBC__
+	/* a compaction allocates and frees a segment's worth of memory;
+	 * glibc keeps freed large blocks (its mmap threshold grows) unless
+	 * asked to give them back (outside mu: it walks every arena) */
+	malloc_trim(0);
+#endif
 	pthread_mutex_lock(&s->mu);
 	s->cbusy--;
 	if (rc == 0) {

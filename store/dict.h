@@ -42,6 +42,7 @@ typedef struct qli_dict {
 	uint32_t *cls;       /* ncls + 1 entries */
 	uint8_t *keys;       /* first keys of the pages, back to back */
 	size_t keys_len;
+	uint64_t raw;        /* the pages' uncompressed bytes */
 } qli_dict;
 
 void qli_dict_free(qli_dict *d);

@@ -459,6 +459,7 @@ static int parse_dict(qli_dict *d, uint32_t n, uint32_t npage, uint32_t ncls,
 		d->page[i].count = e.nrec;
 		d->page[i].checksum = e.checksum;
 		next += e.nrec;
+		d->raw += e.raw_len;
 	}
 	for (uint32_t i = 1; i < ncls; i++) {
 		/* every class starts a page */
@@ -547,6 +548,8 @@ static int parse_compact(qli_segfile *sf, const uint8_t *pl, uint32_t len,
 				soff, 1);
 	if (rc)
 		return rc;
+	/* uncompressed bytes: the blocks' and the dictionaries' */
+	sf->raw_bytes += sf->dh.raw + sf->di.raw;
 	p += (size_t)(nhp + nip) * SEAL_ENTRY + 4 * ((size_t)nhc + nic + 2);
 	rc = parse_keys(&sf->dh, &p, end, 0);
 	if (!rc)
