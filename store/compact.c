@@ -687,19 +687,17 @@ void qli_compact_stop(ql_store *s)
 	s->cthread_started = 0;
 }
 
-/* Waits (mu held) until nothing is queued or being compacted; with
- * INLINE, does the work on this thread. */
+/* Waits (mu held) until nothing is queued or being compacted. The caller
+ * works through the queue itself, at its own priority (the background
+ * thread runs at nice 19 and would make a waiting caller wait on any
+ * other load of the machine), then waits for the one in progress. */
 void qli_compact_drain(ql_store *s)
 {
-	if (s->opt.compaction == QL_COMPACT_INLINE) {
-		while (qli_compact_step(s))
-			;
-		return;
-	}
-	while (s->cthread_started && (s->ncq || s->cbusy))
+	while (qli_compact_step(s))
+		;
+	while (s->cbusy)
 		pthread_cond_wait(&s->done, &s->mu);
 }
-
 /* ---- the index keys of a compact file (reindex) ---- */
 
 int qli_compact_acc(const qli_segfile *sf, qli_segacc *acc)
