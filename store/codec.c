@@ -135,7 +135,8 @@ int qli_frame_hdr_read(const uint8_t in[QLI_FRAME_HDR], qli_frame_hdr *h)
 	if ((h->magic == QLI_MAGIC_HPAGE_ || h->magic == QLI_MAGIC_IPAGE_) &&
 	    (h->nrec == 0 || h->nrec > 256 || h->raw_len > (1u << 20) ||
 	     h->comp_len == 0 || h->comp_len > ZSTD_compressBound(1u << 20) ||
-	     h->min_ts < 0 || h->max_ts - h->min_ts != (int64_t)h->nrec - 1))
+	     h->min_ts < 0 || h->max_ts < h->min_ts ||
+	     h->max_ts - h->min_ts != (int64_t)h->nrec - 1))
 		return qli_err(QL_ECORRUPT,
 			       "dictionary page header out of range (entries "
 			       "%u, raw %u, compressed %u)", h->nrec,
