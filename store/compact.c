@@ -203,13 +203,74 @@ typedef struct crec {
 	uint8_t svc, res;
 } crec;
 
-static int crec_cmp(const void *a, const void *b)
+/* Each .qls block is sorted by time already (and ties keep write order,
+ * which seq follows): merging the blocks' runs with a heap costs
+ * n log(blocks) comparisons where a general sort costs n log n calls. */
+static int less_rec(const crec *a, const crec *b)
 {
-	const crec *x = a, *y = b;
+	return a->ts != b->ts ? a->ts < b->ts : a->seq < b->seq;
+}
 
-	if (x->ts != y->ts)
-		return x->ts < y->ts ? -1 : 1;
-	return (x->seq > y->seq) - (x->seq < y->seq);
+static int merge_runs(crec **rp, uint64_t n, const uint32_t *run_start,
+		      uint32_t nrun)
+{
+	crec *r = *rp, *out = malloc((n ? n : 1) * sizeof(*out));
+	uint32_t *heap = malloc((nrun ? nrun : 1) * sizeof(*heap));
+	uint32_t *pos = malloc((nrun ? nrun : 1) * sizeof(*pos));
+	uint32_t nh = 0;
+
+	if (!out || !heap || !pos) {
+		free(out);
+		free(heap);
+		free(pos);
+		return qli_err(QL_ENOMEM, "out of memory");
+	}
+#define RUN_END(k) ((k) + 1 < nrun ? run_start[(k) + 1] : (uint32_t)n)
+#define HLESS(a, b) less_rec(&r[pos[a]], &r[pos[b]])
+	for (uint32_t k = 0; k < nrun; k++) {
+		pos[k] = run_start[k];
+		if (pos[k] < RUN_END(k)) {
+			uint32_t i = nh++;
+
+			heap[i] = k;
+			while (i && HLESS(heap[i], heap[(i - 1) / 2])) {
+				uint32_t t = heap[i];
+
+				heap[i] = heap[(i - 1) / 2];
+				heap[(i - 1) / 2] = t;
+				i = (i - 1) / 2;
+			}
+		}
+	}
+	for (uint64_t o = 0; nh; o++) {
+		uint32_t k = heap[0], i = 0;
+
+		out[o] = r[pos[k]++];
+		if (pos[k] == RUN_END(k))
+			heap[0] = heap[--nh];
+		for (;;) {
+			uint32_t l = 2 * i + 1, m = i;
+
+			if (l < nh && HLESS(heap[l], heap[m]))
+				m = l;
+			if (l + 1 < nh && HLESS(heap[l + 1], heap[m]))
+				m = l + 1;
+			if (m == i)
+				break;
+			uint32_t t = heap[i];
+
+			heap[i] = heap[m];
+			heap[m] = t;
+			i = m;
+		}
+	}
+#undef RUN_END
+#undef HLESS
+	free(heap);
+	free(pos);
+	free(r);
+	*rp = out;
+	return 0;
 }
 
 typedef struct wctx {
@@ -295,7 +356,7 @@ static int write_dict(wctx *w, qli_dict *d, ckey **o, uint32_t n, int ip)
 /* Reads every record of src (sealed, not compact) into recs, counting
  * keys in th and ti. */
 static int read_all(const qli_segfile *src, ctab *th, ctab *ti, crec **out,
-		    uint64_t *nout)
+		    uint64_t *nout, uint32_t *run_start)
 {
 	qli_decoder *d = qli_decoder_new();
 	qli_block blk = { 0 };
@@ -343,6 +404,8 @@ static int read_all(const qli_segfile *src, ctab *th, ctab *ti, crec **out,
 			th->e[smap[i]].count--;
 		for (uint32_t i = 0; i < blk.nip && !rc; i++)
 			ti->e[imap[i]].count--;
+		if (!rc)
+			run_start[b] = (uint32_t)n;
 		for (uint32_t i = 0; i < blk.n && !rc; i++, n++) {
 			r[n] = (crec){ blk.ts[i], (uint32_t)n,
 				       smap[blk.req[i]], smap[blk.tgt[i]],
@@ -385,16 +448,20 @@ static int rewrite(ql_store *s, const qli_segfile *src, const char *tmp,
 	qli_rec *qr = NULL;
 	qli_summary sum = { 0 };
 	wctx w = { dst, { 0 }, NULL };
+	uint32_t *runs = NULL;
 	int rc;
 
-	rc = read_all(src, &th, &ti, &r, &n);
+	runs = malloc((src->nblk ? src->nblk : 1) * sizeof(*runs));
+	rc = runs ? read_all(src, &th, &ti, &r, &n, runs)
+		  : qli_err(QL_ENOMEM, "out of memory");
 	if (!rc)
 		rc = ctab_order(&th, &oh);
 	if (!rc)
 		rc = ctab_order(&ti, &oi);
+	if (!rc)
+		rc = merge_runs(&r, n, runs, src->nblk);
 	if (rc)
 		goto out;
-	qsort(r, n, sizeof(*r), crec_cmp);
 	w.enc = qli_encoder_new(s->opt.compression_level);
 	ir = malloc(QLI_IDBLOCK * sizeof(*ir));
 	qr = malloc(QLI_IDBLOCK * sizeof(*qr));
@@ -455,6 +522,7 @@ static int rewrite(ql_store *s, const qli_segfile *src, const char *tmp,
 	if (!rc)
 		rc = qli_segfile_seal(dst); /* fdatasyncs */
 out:
+	free(runs);
 	qli_summary_free(&sum);
 	qli_buf_free(&w.out);
 	qli_encoder_free(w.enc);
