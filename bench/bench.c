@@ -325,6 +325,7 @@ void truth_free(struct truth *t)
 
 static void span(const struct bconf *bc, struct eng_conf *ec, uint64_t n)
 {
+	*ec = (struct eng_conf){ 0 }; /* ql_manual_sync 0 unless a run sets it */
 	ec->n = n;
 	ec->days = bc->days;
 	ec->end_us = WL_DEFAULT_END_US;
