@@ -42,6 +42,36 @@ struct qli_chunk {
 	char data[CHUNK_SIZE];
 };
 
+/* ql_append's scratch space (canon entries and handle bytes). */
+#define SCRATCH_KEEP (4u << 20) /* larger ones are not kept */
+struct qli_scratch {
+	size_t cap;
+	max_align_t data[];
+};
+
+/* Copies a handle and its NUL (n bytes, 1 to 256) with a few fixed-size
+ * moves: the bytes are short and the library's memcpy was inlined as a
+ * "rep movs", whose start-up cost dominated take_records. */
+static inline void copy_handle(char *d, const char *s, size_t n)
+{
+	if (n >= 16) {
+		size_t i;
+
+		for (i = 0; i + 16 < n; i += 16)
+			memcpy(d + i, s + i, 16);
+		memcpy(d + n - 16, s + n - 16, 16);
+	} else if (n >= 8) {
+		memcpy(d, s, 8);
+		memcpy(d + n - 8, s + n - 8, 8);
+	} else if (n >= 4) {
+		memcpy(d, s, 4);
+		memcpy(d + n - 4, s + n - 4, 4);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			d[i] = s[i];
+	}
+}
+
 /* ---------------------------------------------------------------------- */
 /* clock and options                                                       */
 /* ---------------------------------------------------------------------- */
@@ -430,8 +460,7 @@ static const char *arena_copy(qli_memtable *mt, const char *str, size_t len)
 		mt->chunks = c;
 	}
 	p = c->data + c->used;
-	memcpy(p, str, len);
-	p[len] = '\0';
+	copy_handle(p, str, len + 1); /* str is NUL-terminated */
 	c->used += len + 1;
 	return p;
 }
@@ -1354,6 +1383,7 @@ static void store_free(ql_store *s)
 	}
 	while (s->nenc)
 		qli_encoder_free(s->encpool[--s->nenc]);
+	free(atomic_load(&s->scratch));
 	free(s->buckets);
 	free(s->wb);
 	qli_index_close(s->ix);
@@ -1507,10 +1537,11 @@ typedef struct canon {
 	uint8_t req_len, tgt_len;
 } canon;
 
+/* Validates r and writes its canonical handles at *space, which has room
+ * for QL_HANDLE_MAX + 1 bytes more than the canonical forms take. */
 static int canon_one(const ql_store *s, const ql_record *r, int64_t now,
 		     canon *c, char **space)
 {
-	char tmp[QL_HANDLE_MAX + 1];
 	size_t len;
 	int rc;
 
@@ -1520,19 +1551,18 @@ static int canon_one(const ql_store *s, const ql_record *r, int64_t now,
 	rc = check_ts(s, r->ts, now);
 	if (rc)
 		return rc;
-	rc = ql_handle_parse(tmp, sizeof(tmp), r->requester, "requester");
+	rc = ql_handle_parse(*space, QL_HANDLE_MAX + 1, r->requester,
+			     "requester");
 	if (rc)
 		return rc;
-	len = strlen(tmp);
-	memcpy(*space, tmp, len + 1);
+	len = strlen(*space);
 	c->req = *space;
 	c->req_len = (uint8_t)len;
 	*space += len + 1;
-	rc = ql_handle_parse(tmp, sizeof(tmp), r->target, "target");
+	rc = ql_handle_parse(*space, QL_HANDLE_MAX + 1, r->target, "target");
 	if (rc)
 		return rc;
-	len = strlen(tmp);
-	memcpy(*space, tmp, len + 1);
+	len = strlen(*space);
 	c->tgt = *space;
 	c->tgt_len = (uint8_t)len;
 	*space += len + 1;
@@ -1609,7 +1639,8 @@ int ql_append(ql_store *s, const ql_record *recs, size_t n,
 {
 	char stackspace[16 * 2 * (QL_HANDLE_MAX + 1)];
 	canon stackc[16], *c = stackc;
-	char *space = stackspace, *heap = NULL;
+	char *space = stackspace;
+	struct qli_scratch *heap = NULL;
 	int64_t now;
 	size_t i;
 	int rc = 0;
@@ -1636,12 +1667,21 @@ int ql_append(ql_store *s, const ql_record *recs, size_t n,
 			bytes += (a < QL_HANDLE_MAX ? a : QL_HANDLE_MAX) +
 				 (b < QL_HANDLE_MAX ? b : QL_HANDLE_MAX) + 2;
 		}
-		heap = malloc(bytes + n * sizeof(canon));
-		if (!heap)
-			return qli_err(QL_ENOMEM, "out of memory (%zu records)",
-				       n);
-		c = (canon *)heap;
-		space = heap + n * sizeof(canon);
+		bytes += n * sizeof(canon) + QL_HANDLE_MAX + 1;
+		heap = atomic_exchange(&s->scratch, NULL);
+		if (heap && heap->cap < bytes) {
+			free(heap);
+			heap = NULL;
+		}
+		if (!heap) {
+			heap = malloc(sizeof(*heap) + bytes);
+			if (!heap)
+				return qli_err(QL_ENOMEM, "out of memory (%zu "
+					       "records)", n);
+			heap->cap = bytes;
+		}
+		c = (canon *)heap->data;
+		space = (char *)(c + n);
 	}
 	now = qli_now(s);
 	for (i = 0; i < n; i++) {
@@ -1678,6 +1718,8 @@ int ql_append(ql_store *s, const ql_record *recs, size_t n,
 	}
 	pthread_mutex_unlock(&s->mu);
 out:
+	if (heap && heap->cap <= SCRATCH_KEEP)
+		heap = atomic_exchange(&s->scratch, heap);
 	free(heap);
 	return rc;
 }

@@ -8,6 +8,7 @@
 #include "segment.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #define QLI_META_FILE "QLSTORE"
 #define QLI_LOCK_FILE "LOCK"
@@ -85,6 +86,9 @@ struct ql_store {
 	size_t nspare_mt;
 	qli_encoder *encpool[QLI_ENC_POOL]; /* for appending threads */
 	size_t nenc;
+	/* ql_append's scratch for a batch's canonical handles, kept for the
+	 * next call (taken and put back without the mutex) */
+	_Atomic(struct qli_scratch *) scratch;
 
 	uint64_t seq;          /* records accepted */
 	uint64_t sync_req;     /* highest seq a caller wants durable */
