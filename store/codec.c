@@ -220,6 +220,12 @@ static uint32_t get_idx(const uint8_t *p, unsigned w)
 
 /* ---- encoder ---- */
 
+/* A record's time and its index in the block: the sort key. */
+typedef struct tkey {
+	int64_t ts;
+	uint32_t i;
+} tkey;
+
 struct qli_encoder {
 	int level;
 	ZSTD_CCtx *cctx;
@@ -229,8 +235,7 @@ struct qli_encoder {
 	uint64_t *slot_hash;
 	size_t nslot;
 	const qli_rec **order; /* records sorted by time */
-	size_t order_cap;
-	const qli_rec **tmp;
+	tkey *keys, *ktmp;     /* their times, sorted; merge scratch */
 	uint32_t *sid_req, *sid_tgt, *iid;
 	const char **strs;
 	uint8_t *strl;
@@ -262,7 +267,8 @@ void qli_encoder_free(qli_encoder *e)
 	free(e->slot);
 	free(e->slot_hash);
 	free(e->order);
-	free(e->tmp);
+	free(e->keys);
+	free(e->ktmp);
 	free(e->sid_req);
 	free(e->sid_tgt);
 	free(e->iid);
@@ -282,9 +288,12 @@ static int enc_reserve(qli_encoder *e, uint32_t n)
 		p[0] = realloc(e->order, want * sizeof(*e->order));
 		if (p[0])
 			e->order = p[0];
-		p[1] = realloc(e->tmp, want * sizeof(*e->tmp));
+		p[1] = realloc(e->keys, want * sizeof(*e->keys));
 		if (p[1])
-			e->tmp = p[1];
+			e->keys = p[1];
+		p[8] = realloc(e->ktmp, want * sizeof(*e->ktmp));
+		if (p[8])
+			e->ktmp = p[8];
 		p[2] = realloc(e->sid_req, want * sizeof(uint32_t));
 		if (p[2])
 			e->sid_req = p[2];
@@ -303,7 +312,7 @@ static int enc_reserve(qli_encoder *e, uint32_t n)
 		p[7] = realloc(e->ipv, want * sizeof(*e->ipv));
 		if (p[7])
 			e->ipv = p[7];
-		for (int i = 0; i < 8; i++)
+		for (int i = 0; i < 9; i++)
 			if (!p[i])
 				return qli_err(QL_ENOMEM, "out of memory "
 					       "encoding a block of %u", n);
@@ -329,10 +338,11 @@ static int enc_reserve(qli_encoder *e, uint32_t n)
 	return 0;
 }
 
-/* Stable merge sort of record pointers by time. Records arrive nearly
- * sorted (2% a few minutes late), so the run check makes most merges a
- * single comparison. */
-static void sort_by_time(const qli_rec **a, const qli_rec **tmp, uint32_t n)
+/* Stable merge sort of the records' times (with their indexes: keys in
+ * one array, not pointers to chase). Records arrive nearly sorted (2% a
+ * few minutes late), so the run check makes most merges a single
+ * comparison. */
+static void sort_by_time(tkey *a, tkey *tmp, uint32_t n)
 {
 	uint32_t w, i;
 
@@ -344,19 +354,69 @@ static void sort_by_time(const qli_rec **a, const qli_rec **tmp, uint32_t n)
 				continue;
 			if (hi > n)
 				hi = n;
-			if (a[mid - 1]->ts <= a[mid]->ts)
+			if (a[mid - 1].ts <= a[mid].ts)
 				continue;
 			memcpy(tmp + i, a + i, (hi - i) * sizeof(*a));
 			l = i, r = mid, k = i;
 			while (l < mid && r < hi)
-				a[k++] = tmp[r]->ts < tmp[l]->ts ? tmp[r++]
-								 : tmp[l++];
+				a[k++] = tmp[r].ts < tmp[l].ts ? tmp[r++]
+							       : tmp[l++];
 			while (l < mid)
 				a[k++] = tmp[l++];
 			while (r < hi)
 				a[k++] = tmp[r++];
 		}
 	}
+}
+
+/* Copies n bytes (1 to 255) with a few fixed-size moves: the handles are
+ * short, and an inlined memcpy of a variable length ("rep movs") costs
+ * more to start than to copy them. */
+static inline void copy_short(uint8_t *d, const void *src, size_t n)
+{
+	const uint8_t *s = src;
+
+	if (n >= 16) {
+		size_t i;
+
+		for (i = 0; i + 16 < n; i += 16)
+			memcpy(d + i, s + i, 16);
+		memcpy(d + n - 16, s + n - 16, 16);
+	} else if (n >= 8) {
+		memcpy(d, s, 8);
+		memcpy(d + n - 8, s + n - 8, 8);
+	} else if (n >= 4) {
+		memcpy(d, s, 4);
+		memcpy(d + n - 4, s + n - 4, 4);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			d[i] = s[i];
+	}
+}
+
+/* Writes an index column: n values of w bytes, little-endian. */
+static uint8_t *put_col(uint8_t *p, const uint32_t *v, uint32_t n,
+			unsigned w)
+{
+	uint32_t i;
+
+	switch (w) {
+	case 1:
+		for (i = 0; i < n; i++)
+			p[i] = (uint8_t)v[i];
+		break;
+	case 2:
+		for (i = 0; i < n; i++) {
+			p[2 * i] = (uint8_t)v[i];
+			p[2 * i + 1] = (uint8_t)(v[i] >> 8);
+		}
+		break;
+	default:
+		for (i = 0; i < n; i++)
+			put_idx(p + (size_t)i * w, v[i], w);
+		break;
+	}
+	return p + (size_t)n * w;
 }
 
 /* Interns a byte string; returns its id. */
@@ -404,9 +464,13 @@ int qli_block_encode(qli_encoder *e, qli_buf *out, const qli_rec *recs,
 	rc = enc_reserve(e, n);
 	if (rc)
 		return rc;
+	for (i = 0; i < n; i++) {
+		e->keys[i].ts = recs[i].ts;
+		e->keys[i].i = i;
+	}
+	sort_by_time(e->keys, e->ktmp, n);
 	for (i = 0; i < n; i++)
-		e->order[i] = &recs[i];
-	sort_by_time(e->order, e->tmp, n);
+		e->order[i] = &recs[e->keys[i].i];
 
 	memset(e->slot, 0, e->nslot * sizeof(*e->slot));
 	for (i = 0; i < n; i++) {
@@ -439,7 +503,7 @@ int qli_block_encode(qli_encoder *e, qli_buf *out, const qli_rec *recs,
 	p += 16;
 	for (i = 0; i < nstr; i++) {
 		*p++ = e->strl[i];
-		memcpy(p, e->strs[i], e->strl[i]);
+		copy_short(p, e->strs[i], e->strl[i]);
 		p += e->strl[i];
 	}
 	for (i = 0; i < nip; i++) {
@@ -454,20 +518,17 @@ int qli_block_encode(qli_encoder *e, qli_buf *out, const qli_rec *recs,
 		}
 	}
 	{
-		int64_t first = e->order[0]->ts;
+		int64_t first = e->keys[0].ts;
 		uint64_t zz = ((uint64_t)first << 1) ^ (uint64_t)(first >> 63);
 
 		p += qli_put_varint(p, zz);
 		for (i = 1; i < n; i++)
-			p += qli_put_varint(p, (uint64_t)(e->order[i]->ts -
-						      e->order[i - 1]->ts));
+			p += qli_put_varint(p, (uint64_t)(e->keys[i].ts -
+						      e->keys[i - 1].ts));
 	}
-	for (i = 0; i < n; i++, p += ws)
-		put_idx(p, e->sid_req[i], ws);
-	for (i = 0; i < n; i++, p += ws)
-		put_idx(p, e->sid_tgt[i], ws);
-	for (i = 0; i < n; i++, p += wi)
-		put_idx(p, e->iid[i], wi);
+	p = put_col(p, e->sid_req, n, ws);
+	p = put_col(p, e->sid_tgt, n, ws);
+	p = put_col(p, e->iid, n, wi);
 	for (i = 0; i < n; i++)
 		*p++ = e->order[i]->svc;
 	for (i = 0; i < n; i++)
