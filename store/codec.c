@@ -238,7 +238,7 @@ struct qli_encoder {
 	tkey *keys, *ktmp;     /* their times, sorted; merge scratch */
 	uint32_t *sid_req, *sid_tgt, *iid;
 	const char **strs;
-	uint8_t *strl;
+	uint8_t *strl, *role;
 	const uint8_t **ipv;
 	size_t cols_cap;
 };
@@ -274,6 +274,7 @@ void qli_encoder_free(qli_encoder *e)
 	free(e->iid);
 	free(e->strs);
 	free(e->strl);
+	free(e->role);
 	free(e->ipv);
 	free(e);
 }
@@ -283,7 +284,7 @@ static int enc_reserve(qli_encoder *e, uint32_t n)
 	size_t want = n, ns = 16;
 
 	if (want > e->cols_cap) {
-		void *p[9];
+		void *p[10];
 
 		p[0] = realloc(e->order, want * sizeof(*e->order));
 		if (p[0])
@@ -294,6 +295,9 @@ static int enc_reserve(qli_encoder *e, uint32_t n)
 		p[8] = realloc(e->ktmp, want * sizeof(*e->ktmp));
 		if (p[8])
 			e->ktmp = p[8];
+		p[9] = realloc(e->role, 2 * want);
+		if (p[9])
+			e->role = p[9];
 		p[2] = realloc(e->sid_req, want * sizeof(uint32_t));
 		if (p[2])
 			e->sid_req = p[2];
@@ -312,7 +316,7 @@ static int enc_reserve(qli_encoder *e, uint32_t n)
 		p[7] = realloc(e->ipv, want * sizeof(*e->ipv));
 		if (p[7])
 			e->ipv = p[7];
-		for (int i = 0; i < 9; i++)
+		for (int i = 0; i < 10; i++)
 			if (!p[i])
 				return qli_err(QL_ENOMEM, "out of memory "
 					       "encoding a block of %u", n);
@@ -446,12 +450,62 @@ static uint32_t intern(qli_encoder *e, const void *s, uint8_t len,
 	else {
 		e->strs[*count] = s;
 		e->strl[*count] = len;
+		e->role[*count] = 0;
 	}
 	return (*count)++;
 }
 
+void qli_block_keys_free(qli_block_keys *k)
+{
+	free(k->str);
+	free(k->len);
+	free(k->role);
+	free(k->ip);
+	memset(k, 0, sizeof(*k));
+}
+
+/* Copies the encoder's distinct handles and addresses to k. */
+static void keys_fill(const qli_encoder *e, qli_block_keys *k, uint32_t n,
+		      uint32_t nstr, uint32_t nip)
+{
+	size_t want = nstr > nip ? nstr : nip;
+
+	k->n = 0;
+	if (want > k->cap) {
+		void *a = realloc(k->str, want * sizeof(*k->str));
+		void *b, *c, *d;
+
+		if (a)
+			k->str = a;
+		b = a ? realloc(k->len, want) : NULL;
+		if (b)
+			k->len = b;
+		c = b ? realloc(k->role, want) : NULL;
+		if (c)
+			k->role = c;
+		d = c ? realloc(k->ip, want * sizeof(*k->ip)) : NULL;
+		if (!d)
+			return; /* the summary is computed from the records */
+		k->ip = d;
+		k->cap = want;
+	}
+	memcpy(k->str, e->strs, nstr * sizeof(*k->str));
+	memcpy(k->len, e->strl, nstr);
+	memcpy(k->role, e->role, nstr);
+	memcpy(k->ip, e->ipv, nip * sizeof(*k->ip));
+	k->nstr = nstr;
+	k->nip = nip;
+	k->n = n;
+}
+
 int qli_block_encode(qli_encoder *e, qli_buf *out, const qli_rec *recs,
 		     uint32_t n, qli_frame_hdr *hdr)
+{
+	return qli_block_encode_keys(e, out, recs, n, hdr, NULL);
+}
+
+int qli_block_encode_keys(qli_encoder *e, qli_buf *out, const qli_rec *recs,
+			  uint32_t n, qli_frame_hdr *hdr, qli_block_keys *keys)
 {
 	uint32_t nstr = 0, nip = 0, i;
 	unsigned ws, wi;
@@ -477,13 +531,17 @@ int qli_block_encode(qli_encoder *e, qli_buf *out, const qli_rec *recs,
 		const qli_rec *r = e->order[i];
 
 		e->sid_req[i] = intern(e, r->req, r->req_len, &nstr, 0);
+		e->role[e->sid_req[i]] |= QLI_KEY_REQ;
 		e->sid_tgt[i] = intern(e, r->tgt, r->tgt_len, &nstr, 0);
+		e->role[e->sid_tgt[i]] |= QLI_KEY_TGT;
 	}
 	memset(e->slot, 0, e->nslot * sizeof(*e->slot));
 	for (i = 0; i < n; i++)
 		e->iid[i] = intern(e, e->order[i]->ip, 16, &nip, 1);
 	for (i = 0; i < nstr; i++)
 		strbytes += 1u + e->strl[i];
+	if (keys)
+		keys_fill(e, keys, n, nstr, nip);
 
 	ws = width_for(nstr);
 	wi = width_for(nip);

@@ -389,6 +389,7 @@ static void memtable_free(qli_memtable *mt)
 		free(c);
 	}
 	qli_buf_free(&mt->frame);
+	qli_block_keys_free(&mt->keys);
 	free(mt->recs);
 	free(mt);
 }
@@ -418,6 +419,7 @@ static qli_memtable *memtable_get(ql_store *s, qli_bucket *b)
 	mt->bytes = 0;
 	mt->first_seq = s->seq + 1;
 	mt->state = QLI_MT_RAW;
+	mt->keys.n = 0;
 	mt->sf = NULL;
 	return mt;
 }
@@ -539,8 +541,8 @@ static int steal_one(ql_store *s)
 		e = qli_encoder_new(s->opt.compression_level);
 	if (e) {
 		pick->frame.len = 0;
-		ok = !qli_block_encode(e, &pick->frame, pick->recs, pick->n,
-				       &pick->hdr);
+		ok = !qli_block_encode_keys(e, &pick->frame, pick->recs,
+					    pick->n, &pick->hdr, &pick->keys);
 		if (!ok)
 			qli_clear_err(); /* the writer's to report, if any */
 	}
@@ -624,7 +626,8 @@ static void index_memtable(ql_store *s, const qli_memtable *mt)
 		ix_fail(s, qli_err(QL_ENOMEM, "out of memory"));
 		return;
 	}
-	rc = qli_summary_from_recs(&s->sum, mt->recs, mt->n);
+	rc = mt->keys.n == mt->n ? qli_summary_from_keys(&s->sum, &mt->keys)
+				 : qli_summary_from_recs(&s->sum, mt->recs, mt->n);
 	if (!rc)
 		rc = qli_index_put_block(s->ix, mt->sf, mt->blk, &s->sum,
 					 b->acc);
@@ -742,7 +745,8 @@ static int encode_memtable(ql_store *s, qli_memtable *mt, int wait)
 	if (!mine)
 		return 0; /* encoded */
 	mt->frame.len = 0;
-	rc = qli_block_encode(s->enc, &mt->frame, mt->recs, mt->n, &mt->hdr);
+	rc = qli_block_encode_keys(s->enc, &mt->frame, mt->recs, mt->n,
+				   &mt->hdr, &mt->keys);
 	encoded(s, mt, !rc);
 	return rc;
 }

@@ -37,6 +37,7 @@ typedef struct qli_memtable {
 	int state;          /* QLI_MT_* */
 	qli_buf frame;      /* the encoded block (header + payload) */
 	qli_frame_hdr hdr;
+	qli_block_keys keys; /* its distinct keys, for the index summary */
 	qli_segfile *sf;    /* writer: written as block blk of sf */
 	uint32_t blk;
 } qli_memtable;
