@@ -42,7 +42,7 @@ typedef struct qli_memtable {
 	uint32_t blk;
 } qli_memtable;
 
-#define QLI_SPARE_MT 4  /* written memtables kept for reuse */
+#define QLI_SPARE_MT 2  /* written memtables kept for reuse */
 #define QLI_ENC_POOL 8  /* encoders kept for appending threads */
 /* An appending thread that does not wait for a sync encodes a block
  * itself once this many wait unclaimed (the writer is behind). */
