@@ -509,6 +509,36 @@ static void encoded(ql_store *s, qli_memtable *mt, int ok)
 	pthread_mutex_unlock(&s->mu);
 }
 
+/* An encoder from the store's pool, or a new one (NULL when out of
+ * memory). Caller holds mu; it is released. Every thread that encodes
+ * takes one for the block and gives it back: one appending thread and the
+ * writer thus share one (zstd's context and the scratch arrays, about
+ * 2 MB). */
+static qli_encoder *enc_take(ql_store *s)
+{
+	qli_encoder *e = s->nenc ? s->encpool[--s->nenc] : NULL;
+
+	pthread_mutex_unlock(&s->mu);
+	if (!e)
+		e = qli_encoder_new(s->opt.compression_level);
+	return e;
+}
+
+/* Gives e back to the pool (or frees it when the pool is full). Locks
+ * mu. */
+static void enc_give(ql_store *s, qli_encoder *e)
+{
+	if (!e)
+		return;
+	pthread_mutex_lock(&s->mu);
+	if (s->nenc < QLI_ENC_POOL) {
+		s->encpool[s->nenc++] = e;
+		e = NULL;
+	}
+	pthread_mutex_unlock(&s->mu);
+	qli_encoder_free(e);
+}
+
 /* Encodes one unclaimed memtable of the queue (the newest: the writer
  * works from the oldest) on the calling thread, which is not the writer:
  * an appending thread when the writer is behind, or a thread that waits
@@ -534,29 +564,17 @@ static int steal_one(ql_store *s)
 			pick = mt;
 	if (!pick || !claim(s, pick))
 		return 0;
-	if (s->nenc)
-		e = s->encpool[--s->nenc];
-	pthread_mutex_unlock(&s->mu);
-	if (!e)
-		e = qli_encoder_new(s->opt.compression_level);
+	e = enc_take(s);
 	if (e) {
 		pick->frame.len = 0;
 		ok = !qli_block_encode_keys(e, &pick->frame, pick->recs,
 					    pick->n, &pick->hdr, &pick->keys);
-		if (!ok)
-			qli_clear_err(); /* the writer's to report, if any */
 	}
+	if (!ok)
+		qli_clear_err(); /* the writer's to report, if any */
 	encoded(s, pick, ok); /* pick is the writer's from here on */
+	enc_give(s, e);
 	pthread_mutex_lock(&s->mu);
-	if (e && s->nenc < QLI_ENC_POOL) {
-		s->encpool[s->nenc++] = e;
-		e = NULL;
-	}
-	if (e) {
-		pthread_mutex_unlock(&s->mu);
-		qli_encoder_free(e);
-		pthread_mutex_lock(&s->mu);
-	}
 	return 1;
 }
 
@@ -735,19 +753,26 @@ static int reconcile(ql_store *s, qli_segfile *sf, qli_bucket *b)
  * (then, with wait, waits for it; without, leaves it). */
 static int encode_memtable(ql_store *s, qli_memtable *mt, int wait)
 {
-	int mine, rc;
+	qli_encoder *e;
+	int rc;
 
 	pthread_mutex_lock(&s->mu);
 	if (wait)
 		wait_encoded(s, mt);
-	mine = claim(s, mt);
-	pthread_mutex_unlock(&s->mu);
-	if (!mine)
+	if (!claim(s, mt)) {
+		pthread_mutex_unlock(&s->mu);
 		return 0; /* encoded */
-	mt->frame.len = 0;
-	rc = qli_block_encode_keys(s->enc, &mt->frame, mt->recs, mt->n,
-				   &mt->hdr, &mt->keys);
+	}
+	e = enc_take(s);
+	if (e) {
+		mt->frame.len = 0;
+		rc = qli_block_encode_keys(e, &mt->frame, mt->recs, mt->n,
+					   &mt->hdr, &mt->keys);
+	} else {
+		rc = qli_err(QL_ENOMEM, "out of memory");
+	}
 	encoded(s, mt, !rc);
+	enc_give(s, e);
 	return rc;
 }
 
@@ -1392,7 +1417,6 @@ static void store_free(ql_store *s)
 	free(s->wb);
 	qli_index_close(s->ix);
 	qli_summary_free(&s->sum);
-	qli_encoder_free(s->enc);
 	if (s->segdir >= 0)
 		qli_vfs_cur->close(s->segdir);
 	if (s->lockfd >= 0)
@@ -1439,11 +1463,14 @@ int ql_open(ql_store **out, const char *dir, const ql_options *opts)
 	if (rc)
 		goto fail;
 	if (!s->readonly) {
-		s->enc = qli_encoder_new(s->opt.compression_level);
-		if (!s->enc) {
+		/* the first encoder of the pool: a store that cannot have one
+		 * does not open */
+		s->encpool[0] = qli_encoder_new(s->opt.compression_level);
+		if (!s->encpool[0]) {
 			rc = qli_err(QL_ENOMEM, "out of memory");
 			goto fail;
 		}
+		s->nenc = 1;
 		rc = recover(s);
 		if (!rc)
 			rc = snapshot_buckets(s);

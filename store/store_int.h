@@ -43,7 +43,7 @@ typedef struct qli_memtable {
 } qli_memtable;
 
 #define QLI_SPARE_MT 2  /* written memtables kept for reuse */
-#define QLI_ENC_POOL 8  /* encoders kept for appending threads */
+#define QLI_ENC_POOL 4  /* encoders kept for reuse */
 /* An appending thread that does not wait for a sync encodes a block
  * itself once this many wait unclaimed (the writer is behind). */
 #define QLI_HELP_BACKLOG 2
@@ -85,7 +85,7 @@ struct ql_store {
 	pthread_cond_t encoded; /* a memtable was encoded by a thread */
 	qli_memtable *spare_mt; /* written, kept for reuse */
 	size_t nspare_mt;
-	qli_encoder *encpool[QLI_ENC_POOL]; /* for appending threads */
+	qli_encoder *encpool[QLI_ENC_POOL]; /* for every encoding thread */
 	size_t nenc;
 	/* ql_append's scratch for a batch's canonical handles, kept for the
 	 * next call (taken and put back without the mutex) */
@@ -105,7 +105,6 @@ struct ql_store {
 	qli_bucket **wb;       /* snapshot of buckets, taken under mu each
 				* cycle: appenders may grow the array */
 	size_t nwb, capwb;
-	qli_encoder *enc;
 
 	uint64_t recovered_segments, recovered_bytes;
 
