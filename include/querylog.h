@@ -162,8 +162,8 @@ typedef struct ql_options {
 	/* zstd level for blocks. Default 3; 1..19. */
 	int compression_level;
 	/* Most bytes of accepted-but-unwritten records held in memory before
-	 * ql_append() waits for the background writer (back-pressure).
-	 * Default 64 MiB. */
+	 * ql_append() waits for the background writer (back-pressure),
+	 * compressing pending blocks meanwhile. Default 64 MiB. */
 	size_t max_pending_bytes;
 	/* Period of the background maintenance (sealing buckets on the
 	 * clock), milliseconds. Default 1000. Negative disables the thread:
@@ -224,8 +224,10 @@ QL_API int ql_close(ql_store *store);
  * prefix stripped, an email's domain lower-cased). A time more than
  * max_future_skew_us after now, or already older than the retention
  * period, is QL_ERANGE. Thread-safe. Under QL_SYNC_MANUAL returns once the
- * records are buffered (may wait for back-pressure); under
- * QL_SYNC_EVERY_APPEND once they are durable.
+ * records are buffered (when the writer is behind it first compresses a
+ * block itself, and may wait for back-pressure); under
+ * QL_SYNC_EVERY_APPEND once they are durable (compressing pending blocks
+ * while it waits).
  * Errors: QL_EINVAL, QL_ERANGE, QL_EREADONLY, QL_EFAILED (an earlier write
  * or sync failed: reopen), QL_EIO, QL_ENOSPC, QL_ENOMEM. */
 QL_API int ql_append(ql_store *store, const ql_record *recs, size_t n,

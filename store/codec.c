@@ -230,6 +230,12 @@ static uint32_t get_idx(const uint8_t *p, unsigned w)
 
 /* ---- encoder ---- */
 
+/* A record's time and its index in the block: the sort key. */
+typedef struct tkey {
+	int64_t ts;
+	uint32_t i;
+} tkey;
+
 struct qli_encoder {
 	int level;
 	ZSTD_CCtx *cctx;
@@ -239,11 +245,10 @@ struct qli_encoder {
 	uint64_t *slot_hash;
 	size_t nslot;
 	const qli_rec **order; /* records sorted by time */
-	size_t order_cap;
-	const qli_rec **tmp;
+	tkey *keys, *ktmp;     /* their times, sorted; merge scratch */
 	uint32_t *sid_req, *sid_tgt, *iid;
 	const char **strs;
-	uint8_t *strl;
+	uint8_t *strl, *role;
 	const uint8_t **ipv;
 	size_t cols_cap;
 };
@@ -272,12 +277,14 @@ void qli_encoder_free(qli_encoder *e)
 	free(e->slot);
 	free(e->slot_hash);
 	free(e->order);
-	free(e->tmp);
+	free(e->keys);
+	free(e->ktmp);
 	free(e->sid_req);
 	free(e->sid_tgt);
 	free(e->iid);
 	free(e->strs);
 	free(e->strl);
+	free(e->role);
 	free(e->ipv);
 	free(e);
 }
@@ -287,14 +294,20 @@ static int enc_reserve(qli_encoder *e, uint32_t n)
 	size_t want = n, ns = 16;
 
 	if (want > e->cols_cap) {
-		void *p[9];
+		void *p[10];
 
 		p[0] = realloc(e->order, want * sizeof(*e->order));
 		if (p[0])
 			e->order = p[0];
-		p[1] = realloc(e->tmp, want * sizeof(*e->tmp));
+		p[1] = realloc(e->keys, want * sizeof(*e->keys));
 		if (p[1])
-			e->tmp = p[1];
+			e->keys = p[1];
+		p[8] = realloc(e->ktmp, want * sizeof(*e->ktmp));
+		if (p[8])
+			e->ktmp = p[8];
+		p[9] = realloc(e->role, 2 * want);
+		if (p[9])
+			e->role = p[9];
 		p[2] = realloc(e->sid_req, want * sizeof(uint32_t));
 		if (p[2])
 			e->sid_req = p[2];
@@ -313,7 +326,7 @@ static int enc_reserve(qli_encoder *e, uint32_t n)
 		p[7] = realloc(e->ipv, want * sizeof(*e->ipv));
 		if (p[7])
 			e->ipv = p[7];
-		for (int i = 0; i < 8; i++)
+		for (int i = 0; i < 10; i++)
 			if (!p[i])
 				return qli_err(QL_ENOMEM, "out of memory "
 					       "encoding a block of %u", n);
@@ -339,10 +352,11 @@ static int enc_reserve(qli_encoder *e, uint32_t n)
 	return 0;
 }
 
-/* Stable merge sort of record pointers by time. Records arrive nearly
- * sorted (2% a few minutes late), so the run check makes most merges a
- * single comparison. */
-static void sort_by_time(const qli_rec **a, const qli_rec **tmp, uint32_t n)
+/* Stable merge sort of the records' times (with their indexes: keys in
+ * one array, not pointers to chase). Records arrive nearly sorted (2% a
+ * few minutes late), so the run check makes most merges a single
+ * comparison. */
+static void sort_by_time(tkey *a, tkey *tmp, uint32_t n)
 {
 	uint32_t w, i;
 
@@ -354,19 +368,69 @@ static void sort_by_time(const qli_rec **a, const qli_rec **tmp, uint32_t n)
 				continue;
 			if (hi > n)
 				hi = n;
-			if (a[mid - 1]->ts <= a[mid]->ts)
+			if (a[mid - 1].ts <= a[mid].ts)
 				continue;
 			memcpy(tmp + i, a + i, (hi - i) * sizeof(*a));
 			l = i, r = mid, k = i;
 			while (l < mid && r < hi)
-				a[k++] = tmp[r]->ts < tmp[l]->ts ? tmp[r++]
-								 : tmp[l++];
+				a[k++] = tmp[r].ts < tmp[l].ts ? tmp[r++]
+							       : tmp[l++];
 			while (l < mid)
 				a[k++] = tmp[l++];
 			while (r < hi)
 				a[k++] = tmp[r++];
 		}
 	}
+}
+
+/* Copies n bytes (1 to 255) with a few fixed-size moves: the handles are
+ * short, and an inlined memcpy of a variable length ("rep movs") costs
+ * more to start than to copy them. */
+static inline void copy_short(uint8_t *d, const void *src, size_t n)
+{
+	const uint8_t *s = src;
+
+	if (n >= 16) {
+		size_t i;
+
+		for (i = 0; i + 16 < n; i += 16)
+			memcpy(d + i, s + i, 16);
+		memcpy(d + n - 16, s + n - 16, 16);
+	} else if (n >= 8) {
+		memcpy(d, s, 8);
+		memcpy(d + n - 8, s + n - 8, 8);
+	} else if (n >= 4) {
+		memcpy(d, s, 4);
+		memcpy(d + n - 4, s + n - 4, 4);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			d[i] = s[i];
+	}
+}
+
+/* Writes an index column: n values of w bytes, little-endian. */
+static uint8_t *put_col(uint8_t *p, const uint32_t *v, uint32_t n,
+			unsigned w)
+{
+	uint32_t i;
+
+	switch (w) {
+	case 1:
+		for (i = 0; i < n; i++)
+			p[i] = (uint8_t)v[i];
+		break;
+	case 2:
+		for (i = 0; i < n; i++) {
+			p[2 * i] = (uint8_t)v[i];
+			p[2 * i + 1] = (uint8_t)(v[i] >> 8);
+		}
+		break;
+	default:
+		for (i = 0; i < n; i++)
+			put_idx(p + (size_t)i * w, v[i], w);
+		break;
+	}
+	return p + (size_t)n * w;
 }
 
 /* Interns a byte string; returns its id. */
@@ -396,12 +460,62 @@ static uint32_t intern(qli_encoder *e, const void *s, uint8_t len,
 	else {
 		e->strs[*count] = s;
 		e->strl[*count] = len;
+		e->role[*count] = 0;
 	}
 	return (*count)++;
 }
 
+void qli_block_keys_free(qli_block_keys *k)
+{
+	free(k->str);
+	free(k->len);
+	free(k->role);
+	free(k->ip);
+	memset(k, 0, sizeof(*k));
+}
+
+/* Copies the encoder's distinct handles and addresses to k. */
+static void keys_fill(const qli_encoder *e, qli_block_keys *k, uint32_t n,
+		      uint32_t nstr, uint32_t nip)
+{
+	size_t want = nstr > nip ? nstr : nip;
+
+	k->n = 0;
+	if (want > k->cap) {
+		void *a = realloc(k->str, want * sizeof(*k->str));
+		void *b, *c, *d;
+
+		if (a)
+			k->str = a;
+		b = a ? realloc(k->len, want) : NULL;
+		if (b)
+			k->len = b;
+		c = b ? realloc(k->role, want) : NULL;
+		if (c)
+			k->role = c;
+		d = c ? realloc(k->ip, want * sizeof(*k->ip)) : NULL;
+		if (!d)
+			return; /* the summary is computed from the records */
+		k->ip = d;
+		k->cap = want;
+	}
+	memcpy(k->str, e->strs, nstr * sizeof(*k->str));
+	memcpy(k->len, e->strl, nstr);
+	memcpy(k->role, e->role, nstr);
+	memcpy(k->ip, e->ipv, nip * sizeof(*k->ip));
+	k->nstr = nstr;
+	k->nip = nip;
+	k->n = n;
+}
+
 int qli_block_encode(qli_encoder *e, qli_buf *out, const qli_rec *recs,
 		     uint32_t n, qli_frame_hdr *hdr)
+{
+	return qli_block_encode_keys(e, out, recs, n, hdr, NULL);
+}
+
+int qli_block_encode_keys(qli_encoder *e, qli_buf *out, const qli_rec *recs,
+			  uint32_t n, qli_frame_hdr *hdr, qli_block_keys *keys)
 {
 	uint32_t nstr = 0, nip = 0, i;
 	unsigned ws, wi;
@@ -414,22 +528,30 @@ int qli_block_encode(qli_encoder *e, qli_buf *out, const qli_rec *recs,
 	rc = enc_reserve(e, n);
 	if (rc)
 		return rc;
+	for (i = 0; i < n; i++) {
+		e->keys[i].ts = recs[i].ts;
+		e->keys[i].i = i;
+	}
+	sort_by_time(e->keys, e->ktmp, n);
 	for (i = 0; i < n; i++)
-		e->order[i] = &recs[i];
-	sort_by_time(e->order, e->tmp, n);
+		e->order[i] = &recs[e->keys[i].i];
 
 	memset(e->slot, 0, e->nslot * sizeof(*e->slot));
 	for (i = 0; i < n; i++) {
 		const qli_rec *r = e->order[i];
 
 		e->sid_req[i] = intern(e, r->req, r->req_len, &nstr, 0);
+		e->role[e->sid_req[i]] |= QLI_KEY_REQ;
 		e->sid_tgt[i] = intern(e, r->tgt, r->tgt_len, &nstr, 0);
+		e->role[e->sid_tgt[i]] |= QLI_KEY_TGT;
 	}
 	memset(e->slot, 0, e->nslot * sizeof(*e->slot));
 	for (i = 0; i < n; i++)
 		e->iid[i] = intern(e, e->order[i]->ip, 16, &nip, 1);
 	for (i = 0; i < nstr; i++)
 		strbytes += 1u + e->strl[i];
+	if (keys)
+		keys_fill(e, keys, n, nstr, nip);
 
 	ws = width_for(nstr);
 	wi = width_for(nip);
@@ -449,7 +571,7 @@ int qli_block_encode(qli_encoder *e, qli_buf *out, const qli_rec *recs,
 	p += 16;
 	for (i = 0; i < nstr; i++) {
 		*p++ = e->strl[i];
-		memcpy(p, e->strs[i], e->strl[i]);
+		copy_short(p, e->strs[i], e->strl[i]);
 		p += e->strl[i];
 	}
 	for (i = 0; i < nip; i++) {
@@ -464,20 +586,17 @@ int qli_block_encode(qli_encoder *e, qli_buf *out, const qli_rec *recs,
 		}
 	}
 	{
-		int64_t first = e->order[0]->ts;
+		int64_t first = e->keys[0].ts;
 		uint64_t zz = ((uint64_t)first << 1) ^ (uint64_t)(first >> 63);
 
 		p += qli_put_varint(p, zz);
 		for (i = 1; i < n; i++)
-			p += qli_put_varint(p, (uint64_t)(e->order[i]->ts -
-						      e->order[i - 1]->ts));
+			p += qli_put_varint(p, (uint64_t)(e->keys[i].ts -
+						      e->keys[i - 1].ts));
 	}
-	for (i = 0; i < n; i++, p += ws)
-		put_idx(p, e->sid_req[i], ws);
-	for (i = 0; i < n; i++, p += ws)
-		put_idx(p, e->sid_tgt[i], ws);
-	for (i = 0; i < n; i++, p += wi)
-		put_idx(p, e->iid[i], wi);
+	p = put_col(p, e->sid_req, n, ws);
+	p = put_col(p, e->sid_tgt, n, ws);
+	p = put_col(p, e->iid, n, wi);
 	for (i = 0; i < n; i++)
 		*p++ = e->order[i]->svc;
 	for (i = 0; i < n; i++)

@@ -86,6 +86,27 @@ void qli_encoder_free(qli_encoder *e);
 int qli_block_encode(qli_encoder *e, qli_buf *out, const qli_rec *recs,
 		     uint32_t n, qli_frame_hdr *hdr);
 
+/* The distinct handles and addresses of a block as its encoder found
+ * them, for the block's index summary (qli_summary_from_keys), which then
+ * need not find them again. Pointers are into the records encoded. */
+#define QLI_KEY_REQ 1 /* role: seen as requester */
+#define QLI_KEY_TGT 2 /* seen as target */
+typedef struct qli_block_keys {
+	uint32_t n;           /* records of the block; 0: not filled */
+	uint32_t nstr, nip;
+	const char **str;     /* nstr distinct handles */
+	uint8_t *len, *role;  /* their lengths, their QLI_KEY_* roles */
+	const uint8_t **ip;   /* nip distinct addresses (16 bytes) */
+	size_t cap;           /* entries the arrays have room for */
+} qli_block_keys;
+void qli_block_keys_free(qli_block_keys *k);
+/* qli_block_encode, and with keys not NULL fills *keys as well (or sets
+ * keys->n to 0 when it cannot allocate them: the encoding still
+ * succeeds). */
+int qli_block_encode_keys(qli_encoder *e, qli_buf *out, const qli_rec *recs,
+			  uint32_t n, qli_frame_hdr *hdr,
+			  qli_block_keys *keys);
+
 /* A decoded block. Arrays have n entries; handles index str[]. */
 typedef struct qli_block {
 	uint32_t n;

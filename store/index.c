@@ -397,6 +397,32 @@ int qli_summary_from_recs(qli_summary *s, const qli_rec *recs, uint32_t n)
 	return 0;
 }
 
+int qli_summary_from_keys(qli_summary *s, const qli_block_keys *k)
+{
+	uint32_t nr = 0, nt = 0;
+	int rc = sum_reserve(s, k->n);
+
+	if (rc)
+		return rc;
+	/* a handle is requester of at most n records, target of at most
+	 * n: nr, nt <= n; distinct addresses <= n */
+	for (uint32_t i = 0; i < k->nstr; i++) {
+		uint32_t h = qli_handle_hash(k->str[i], k->len[i]);
+
+		if (k->role[i] & QLI_KEY_REQ)
+			s->r[nr++] = h;
+		if (k->role[i] & QLI_KEY_TGT)
+			s->t[nt++] = h;
+	}
+	s->nr = uniq_u32(s->r, s->tmp, nr); /* hashes of two may collide */
+	s->nt = uniq_u32(s->t, s->tmp, nt);
+	for (uint32_t i = 0; i < k->nip; i++)
+		memcpy(s->ip[i], k->ip[i], 16);
+	radix_sort(s->ip, s->tmpip, k->nip, 16, 16, 1);
+	s->ni = k->nip;
+	return 0;
+}
+
 int qli_summary_from_block(qli_summary *s, const qli_block *b)
 {
 	int rc = sum_reserve(s, b->n);

@@ -45,6 +45,10 @@ typedef struct qli_summary {
 	size_t setcap;
 } qli_summary;
 int qli_summary_from_recs(qli_summary *s, const qli_rec *recs, uint32_t n);
+/* The same summary from what the block's encoder found (k->n records):
+ * a hash per distinct handle instead of two per record, and the
+ * distinct addresses already known. */
+int qli_summary_from_keys(qli_summary *s, const qli_block_keys *k);
 int qli_summary_from_block(qli_summary *s, const qli_block *b);
 void qli_summary_free(qli_summary *s);
 uint32_t qli_handle_hash(const char *h, size_t len);

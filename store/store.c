@@ -2,16 +2,23 @@
  *
  * Threads. Appending threads validate their records without any lock,
  * then copy them into the memtable of their time bucket under the store
- * mutex. One writer thread owns every segment file: it compresses frozen
- * memtables into blocks, appends them, fsyncs for ql_sync() (one fsync per
- * file for every caller waiting: group commit) and seals buckets when
- * their time is over. Appenders therefore never wait on the disk unless
- * more than max_pending_bytes are waiting to be written (back-pressure) or
- * they asked for durability.
+ * mutex; a full memtable is frozen onto the write queue. One writer
+ * thread owns every segment file: it appends the frozen memtables' blocks
+ * in queue order, fsyncs for ql_sync() (one fsync per file for every
+ * caller waiting: group commit), then stages the index summaries of what
+ * it wrote and seals buckets when their time is over. Encoding a frozen
+ * memtable into a block (sorting, interning, zstd: the heaviest step) is
+ * done by whichever thread claims it first: a thread waiting for a sync
+ * (ql_sync, or ql_append under QL_SYNC_EVERY_APPEND) while it waits, an
+ * appending thread when the writer is behind, else the writer. Appenders
+ * therefore never wait on the disk unless more than max_pending_bytes are
+ * waiting to be written (back-pressure) or they asked for durability.
  *
  * Durability. A record is durable once the writer has written the block
  * holding it, fdatasync'd that segment file, and fsync'd the seg directory
- * if the file is new; only then does durable_seq move past it. */
+ * if the file is new; only then does durable_seq move past it. Whoever
+ * encoded the block, only the writer writes and syncs it, and nothing is
+ * acknowledged before its sync. */
 #define _GNU_SOURCE
 #include "store_int.h"
 
@@ -34,6 +41,36 @@ struct qli_chunk {
 	size_t used;
 	char data[CHUNK_SIZE];
 };
+
+/* ql_append's scratch space (canon entries and handle bytes). */
+#define SCRATCH_KEEP (4u << 20) /* larger ones are not kept */
+struct qli_scratch {
+	size_t cap;
+	max_align_t data[];
+};
+
+/* Copies a handle and its NUL (n bytes, 1 to 256) with a few fixed-size
+ * moves: the bytes are short and the library's memcpy was inlined as a
+ * "rep movs", whose start-up cost dominated take_records. */
+static inline void copy_handle(char *d, const char *s, size_t n)
+{
+	if (n >= 16) {
+		size_t i;
+
+		for (i = 0; i + 16 < n; i += 16)
+			memcpy(d + i, s + i, 16);
+		memcpy(d + n - 16, s + n - 16, 16);
+	} else if (n >= 8) {
+		memcpy(d, s, 8);
+		memcpy(d + n - 8, s + n - 8, 8);
+	} else if (n >= 4) {
+		memcpy(d, s, 4);
+		memcpy(d + n - 4, s + n - 4, 4);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			d[i] = s[i];
+	}
+}
 
 /* ---------------------------------------------------------------------- */
 /* clock and options                                                       */
@@ -377,8 +414,66 @@ static void memtable_free(qli_memtable *mt)
 		next = c->next;
 		free(c);
 	}
+	for (c = mt->spare; c; c = next) {
+		next = c->next;
+		free(c);
+	}
+	qli_buf_free(&mt->frame);
+	qli_block_keys_free(&mt->keys);
 	free(mt->recs);
 	free(mt);
+}
+
+/* A memtable for bucket b, a spare one if there is one. Caller holds mu. */
+static qli_memtable *memtable_get(ql_store *s, qli_bucket *b)
+{
+	qli_memtable *mt = s->spare_mt;
+
+	if (mt) {
+		s->spare_mt = mt->next;
+		s->nspare_mt--;
+	} else {
+		mt = calloc(1, sizeof(*mt));
+		if (!mt)
+			return NULL;
+		mt->cap = s->opt.block_records;
+		mt->recs = malloc(mt->cap * sizeof(*mt->recs));
+		if (!mt->recs) {
+			free(mt);
+			return NULL;
+		}
+	}
+	mt->next = NULL;
+	mt->bucket = b;
+	mt->n = 0;
+	mt->bytes = 0;
+	mt->first_seq = s->seq + 1;
+	mt->state = QLI_MT_RAW;
+	mt->keys.n = 0;
+	mt->sf = NULL;
+	return mt;
+}
+
+/* Keeps a written (or dropped) memtable for reuse, or frees it. Caller
+ * holds mu; nobody encodes mt any more. */
+static void memtable_put(ql_store *s, qli_memtable *mt)
+{
+	struct qli_chunk *c, *next;
+
+	if (s->nspare_mt >= QLI_SPARE_MT) {
+		memtable_free(mt);
+		return;
+	}
+	for (c = mt->chunks; c; c = next) {
+		next = c->next;
+		c->next = mt->spare;
+		mt->spare = c;
+	}
+	mt->chunks = NULL;
+	mt->frame.len = 0;
+	mt->next = s->spare_mt;
+	s->spare_mt = mt;
+	s->nspare_mt++;
 }
 
 static const char *arena_copy(qli_memtable *mt, const char *str, size_t len)
@@ -387,21 +482,24 @@ static const char *arena_copy(qli_memtable *mt, const char *str, size_t len)
 	char *p;
 
 	if (!c || c->used + len + 1 > CHUNK_SIZE) {
-		c = malloc(sizeof(*c));
-		if (!c)
+		c = mt->spare;
+		if (c)
+			mt->spare = c->next;
+		else if (!(c = malloc(sizeof(*c))))
 			return NULL;
 		c->used = 0;
 		c->next = mt->chunks;
 		mt->chunks = c;
 	}
 	p = c->data + c->used;
-	memcpy(p, str, len);
-	p[len] = '\0';
+	copy_handle(p, str, len + 1); /* str is NUL-terminated */
 	c->used += len + 1;
 	return p;
 }
 
-/* Moves a bucket's memtable to the write queue. Caller holds mu. */
+/* Moves a bucket's memtable to the write queue, unclaimed: the writer
+ * encodes it unless another thread claims it first (steal_one). Caller
+ * holds mu. */
 static void freeze(ql_store *s, qli_bucket *b)
 {
 	qli_memtable *mt = b->mt;
@@ -415,7 +513,122 @@ static void freeze(ql_store *s, qli_bucket *b)
 	else
 		s->qhead = mt;
 	s->qtail = mt;
+	s->nraw++;
 	pthread_cond_signal(&s->work);
+}
+
+/* Claims mt for encoding by the calling thread. Caller holds mu. */
+static int claim(ql_store *s, qli_memtable *mt)
+{
+	if (mt->state != QLI_MT_RAW)
+		return 0;
+	mt->state = QLI_MT_OWNED;
+	s->nraw--;
+	return 1;
+}
+
+/* Publishes the result of encoding a claimed memtable: encoded, or (ok
+ * 0) unclaimed again, for the writer. Locks mu. */
+static void encoded(ql_store *s, qli_memtable *mt, int ok)
+{
+	pthread_mutex_lock(&s->mu);
+	mt->state = ok ? QLI_MT_ENCODED : QLI_MT_RAW;
+	if (!ok)
+		s->nraw++;
+	pthread_cond_broadcast(&s->encoded);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* An encoder from the store's pool, or a new one (NULL when out of
+ * memory). Caller holds mu; it is released. Every thread that encodes
+ * takes one for the block and gives it back: one appending thread and the
+ * writer thus share one (zstd's context and the scratch arrays, about
+ * 2 MB). */
+static qli_encoder *enc_take(ql_store *s)
+{
+	qli_encoder *e = s->nenc ? s->encpool[--s->nenc] : NULL;
+
+	pthread_mutex_unlock(&s->mu);
+	if (!e)
+		e = qli_encoder_new(s->opt.compression_level);
+	return e;
+}
+
+/* Gives e back to the pool (or frees it when the pool is full). Locks
+ * mu. */
+static void enc_give(ql_store *s, qli_encoder *e)
+{
+	if (!e)
+		return;
+	pthread_mutex_lock(&s->mu);
+	if (s->nenc < QLI_ENC_POOL) {
+		s->encpool[s->nenc++] = e;
+		e = NULL;
+	}
+	pthread_mutex_unlock(&s->mu);
+	qli_encoder_free(e);
+}
+
+/* Encodes one unclaimed memtable of the queue (the newest: the writer
+ * works from the oldest) on the calling thread, which is not the writer:
+ * an appending thread when the writer is behind, or a thread that waits
+ * for a sync anyway. Block encoding (sorting, interning, zstd) is the
+ * heaviest step of the write path; done here it runs in parallel with
+ * the writer's writes, fsyncs and index work. A failure (memory) leaves
+ * the memtable to the writer, which encodes every memtable nobody
+ * claims and fails as it always did if it cannot. Returns whether it
+ * encoded one. Caller holds mu; it is released while encoding. */
+static int steal_one(ql_store *s)
+{
+	qli_memtable *mt, *pick = NULL;
+	qli_encoder *e = NULL;
+	int ok = 0;
+
+	if (!s->nraw || s->failed)
+		return 0;
+	for (mt = s->wlist; mt; mt = mt->next)
+		if (mt->state == QLI_MT_RAW)
+			pick = mt;
+	for (mt = s->qhead; mt; mt = mt->next)
+		if (mt->state == QLI_MT_RAW)
+			pick = mt;
+	if (!pick || !claim(s, pick))
+		return 0;
+	e = enc_take(s);
+	if (e) {
+		pick->frame.len = 0;
+		ok = !qli_block_encode_keys(e, &pick->frame, pick->recs,
+					    pick->n, &pick->hdr, &pick->keys);
+	}
+	if (!ok)
+		qli_clear_err(); /* the writer's to report, if any */
+	encoded(s, pick, ok); /* pick is the writer's from here on */
+	enc_give(s, e);
+	pthread_mutex_lock(&s->mu);
+	return 1;
+}
+
+/* Waits until no other thread is encoding mt. Caller holds mu. */
+static void wait_encoded(ql_store *s, qli_memtable *mt)
+{
+	while (mt->state == QLI_MT_OWNED)
+		pthread_cond_wait(&s->encoded, &s->mu);
+}
+
+/* The highest seq such that every record up to it is in the queue or
+ * already written: what a write of the queue and a sync make durable.
+ * Caller holds mu. */
+static uint64_t frozen_upto(const ql_store *s)
+{
+	uint64_t f = s->seq;
+
+	for (size_t i = 0; i < s->nbuckets; i++) {
+		const qli_memtable *mt = s->buckets[i]->mt;
+
+		if (mt && mt->first_seq - 1 < f)
+			f = mt->first_seq - 1;
+	}
+	return f;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -448,21 +661,24 @@ static void ix_fail(ql_store *s, int rc)
 	qli_index_abort(s->ix);
 }
 
-static void index_block(ql_store *s, qli_bucket *b, const qli_rec *r,
-			uint32_t n)
+/* Stages the index summary of a written memtable: block mt->blk of
+ * mt->sf, the active segment of its bucket. */
+static void index_memtable(ql_store *s, const qli_memtable *mt)
 {
+	qli_bucket *b = mt->bucket;
 	int rc;
 
-	if (!s->ix || s->ix_err)
+	if (!s->ix || s->ix_err || !mt->sf)
 		return;
 	if (!b->acc && !(b->acc = qli_segacc_new())) {
 		ix_fail(s, qli_err(QL_ENOMEM, "out of memory"));
 		return;
 	}
-	rc = qli_summary_from_recs(&s->sum, r, n);
+	rc = mt->keys.n == mt->n ? qli_summary_from_keys(&s->sum, &mt->keys)
+				 : qli_summary_from_recs(&s->sum, mt->recs, mt->n);
 	if (!rc)
-		rc = qli_index_put_block(s->ix, b->active, b->active->nblk - 1,
-					 &s->sum, b->acc);
+		rc = qli_index_put_block(s->ix, mt->sf, mt->blk, &s->sum,
+					 b->acc);
 	if (rc)
 		ix_fail(s, rc);
 	else
@@ -567,11 +783,38 @@ static int reconcile(ql_store *s, qli_segfile *sf, qli_bucket *b)
 	return rc;
 }
 
+/* Encodes mt on the writer thread unless another thread did, or does
+ * (then, with wait, waits for it; without, leaves it). */
+static int encode_memtable(ql_store *s, qli_memtable *mt, int wait)
+{
+	qli_encoder *e;
+	int rc;
+
+	pthread_mutex_lock(&s->mu);
+	if (wait)
+		wait_encoded(s, mt);
+	if (!claim(s, mt)) {
+		pthread_mutex_unlock(&s->mu);
+		return 0; /* encoded */
+	}
+	e = enc_take(s);
+	if (e) {
+		mt->frame.len = 0;
+		rc = qli_block_encode_keys(e, &mt->frame, mt->recs, mt->n,
+					   &mt->hdr, &mt->keys);
+	} else {
+		rc = qli_err(QL_ENOMEM, "out of memory");
+	}
+	encoded(s, mt, !rc);
+	enc_give(s, e);
+	return rc;
+}
+
+/* Appends mt's block to its bucket's active segment (creating one if
+ * needed), encoding it first unless another thread did. */
 static int write_memtable(ql_store *s, qli_memtable *mt)
 {
 	qli_bucket *b = mt->bucket;
-	qli_frame_hdr h;
-	uint32_t off = 0;
 	int rc;
 
 	if (!b->active) {
@@ -590,26 +833,19 @@ static int write_memtable(ql_store *s, qli_memtable *mt)
 		b->active = sf;
 		s->dir_dirty = 1;
 	}
-	while (off < mt->n) {
-		uint32_t n = mt->n - off;
-
-		if (n > s->opt.block_records)
-			n = s->opt.block_records;
-		s->wbuf.len = 0;
-		rc = qli_block_encode(s->enc, &s->wbuf, mt->recs + off, n, &h);
-		if (rc)
-			return rc;
-		rc = qli_write_full(b->active->fd, s->wbuf.p, s->wbuf.len,
-				    (off_t)b->active->size, b->active->name);
-		if (rc)
-			return rc;
-		rc = qli_segfile_add_block(b->active, &h);
-		if (rc)
-			return rc;
-		b->dirty = 1;
-		index_block(s, b, mt->recs + off, n);
-		off += n;
-	}
+	rc = encode_memtable(s, mt, 1);
+	if (rc)
+		return rc;
+	rc = qli_write_full(b->active->fd, mt->frame.p, mt->frame.len,
+			    (off_t)b->active->size, b->active->name);
+	if (rc)
+		return rc;
+	rc = qli_segfile_add_block(b->active, &mt->hdr);
+	if (rc)
+		return rc;
+	b->dirty = 1;
+	mt->sf = b->active;
+	mt->blk = b->active->nblk - 1;
 	return 0;
 }
 
@@ -868,16 +1104,38 @@ static int snapshot_buckets(ql_store *s)
 	return 0;
 }
 
+/* Takes the write queue off the store, waiting for any memtable an
+ * appending thread is still encoding, and recycles it. Caller holds mu. */
+static size_t drop_list(ql_store *s, qli_memtable *list)
+{
+	qli_memtable *next;
+	size_t freed = 0;
+
+	for (; list; list = next) {
+		wait_encoded(s, list);
+		if (list->state == QLI_MT_RAW)
+			s->nraw--;
+		next = list->next;
+		freed += list->bytes;
+		memtable_put(s, list);
+	}
+	return freed;
+}
+
+/* One cycle of the writer: take the queue, encode what no other thread
+ * claimed, write it in queue order (waiting for blocks other threads are
+ * encoding), sync if asked and release the callers waiting for it, then
+ * what does not make anything durable: the index summaries of the blocks
+ * written, sealing, the index commit. */
 static void *writer_main(void *arg)
 {
 	ql_store *s = arg;
 
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
-		qli_memtable *list, *mt, *next;
-		uint64_t target = 0;
+		qli_memtable *list, *mt;
+		uint64_t upto;
 		int do_sync, do_maint, rc = 0;
-		size_t freed = 0;
 		int64_t now = qli_now(s);
 
 		do_sync = s->sync_req > s->durable_seq ||
@@ -903,13 +1161,9 @@ static void *writer_main(void *arg)
 		}
 		if (s->failed) {
 			/* drain: nothing more is written once failed */
-			for (mt = s->qhead; mt; mt = next) {
-				next = mt->next;
-				freed += mt->bytes;
-				memtable_free(mt);
-			}
+			list = s->qhead;
 			s->qhead = s->qtail = NULL;
-			s->pending_bytes -= freed;
+			s->pending_bytes -= drop_list(s, list);
 			s->maint_done = s->maint_req;
 			pthread_cond_broadcast(&s->done);
 			if (s->stop)
@@ -917,11 +1171,9 @@ static void *writer_main(void *arg)
 			pthread_cond_wait(&s->work, &s->mu);
 			continue;
 		}
-		if (do_sync) {
-			target = s->seq;
+		if (do_sync)
 			for (size_t i = 0; i < s->nbuckets; i++)
 				freeze(s, s->buckets[i]);
-		}
 		if (do_maint) {
 			if (s->stop)
 				s->final_maint = 1;
@@ -931,6 +1183,7 @@ static void *writer_main(void *arg)
 		}
 		uint64_t maint_target = s->maint_req;
 		uint64_t reindex_target = s->reindex_req;
+		int stopping = s->stop;
 		int snap = snapshot_buckets(s);
 
 		if (snap) {
@@ -939,39 +1192,52 @@ static void *writer_main(void *arg)
 			fail(s, snap);
 			continue;
 		}
-		list = s->qhead;
+		list = s->wlist = s->qhead;
 		s->qhead = s->qtail = NULL;
 		qli_install *inst = s->inst;
 
 		s->inst = NULL;
+		upto = frozen_upto(s);
 		pthread_mutex_unlock(&s->mu);
 		install_all(s, inst);
 
 		for (mt = list; mt && !rc; mt = mt->next)
+			rc = encode_memtable(s, mt, 0);
+		for (mt = list; mt && !rc; mt = mt->next)
 			rc = write_memtable(s, mt);
+		if (!rc && !do_sync) {
+			/* a caller may have asked for a sync while we waited
+			 * for the encoding: answer it before the index work */
+			pthread_mutex_lock(&s->mu);
+			do_sync = s->sync_req > s->durable_seq &&
+				  upto > s->durable_seq;
+			pthread_mutex_unlock(&s->mu);
+		}
+		if (!rc && do_sync) {
+			rc = sync_all(s);
+			pthread_mutex_lock(&s->mu);
+			if (!rc && upto > s->durable_seq)
+				s->durable_seq = upto;
+			pthread_cond_broadcast(&s->done);
+			pthread_mutex_unlock(&s->mu);
+		}
+		for (mt = list; mt && !rc; mt = mt->next)
+			index_memtable(s, mt);
 		if (!rc && do_maint)
 			rc = do_seals(s);
-		if (!rc && do_sync)
-			rc = sync_all(s);
 		if (!rc)
-			index_commit(s, do_maint || s->stop);
-		if (!rc && s->reindex_req > s->reindex_done &&
+			index_commit(s, do_maint || stopping);
+		if (!rc && reindex_target > s->reindex_done &&
 		    (rc = reindex_all(s, 1))) {
 			ix_fail(s, rc); /* the index, not the data, failed */
 			rc = 0;
 		}
 
 		pthread_mutex_lock(&s->mu);
-		for (mt = list; mt; mt = next) {
-			next = mt->next;
-			freed += mt->bytes;
-			memtable_free(mt);
-		}
-		s->pending_bytes -= freed;
+		s->wlist = NULL;
+		s->pending_bytes -= drop_list(s, list);
 		if (rc)
 			fail(s, rc);
-		else if (do_sync && target > s->durable_seq)
-			s->durable_seq = target;
 		if (do_maint && maint_target > s->maint_done)
 			s->maint_done = maint_target;
 		if (reindex_target > s->reindex_done)
@@ -1212,12 +1478,19 @@ static void store_free(ql_store *s)
 		memtable_free(s->qhead);
 		s->qhead = n;
 	}
+	while (s->spare_mt) {
+		qli_memtable *n = s->spare_mt->next;
+
+		memtable_free(s->spare_mt);
+		s->spare_mt = n;
+	}
+	while (s->nenc)
+		qli_encoder_free(s->encpool[--s->nenc]);
+	free(atomic_load(&s->scratch));
 	free(s->buckets);
 	free(s->wb);
 	qli_index_close(s->ix);
 	qli_summary_free(&s->sum);
-	qli_encoder_free(s->enc);
-	qli_buf_free(&s->wbuf);
 	if (s->segdir >= 0)
 		qli_vfs_cur->close(s->segdir);
 	if (s->lockfd >= 0)
@@ -1238,6 +1511,7 @@ static void store_free(ql_store *s)
 		s->inst = n;
 	}
 	free(s->cq);
+	pthread_cond_destroy(&s->encoded);
 	free(s->path);
 	free(s);
 }
@@ -1260,6 +1534,7 @@ int ql_open(ql_store **out, const char *dir, const ql_options *opts)
 	pthread_cond_init(&s->work, NULL);
 	pthread_cond_init(&s->done, NULL);
 	pthread_cond_init(&s->cwork, NULL);
+	pthread_cond_init(&s->encoded, NULL);
 	s->retention_given = opts && opts->retention_us;
 	rc = resolve_options(&s->opt, opts);
 	if (rc)
@@ -1274,11 +1549,14 @@ int ql_open(ql_store **out, const char *dir, const ql_options *opts)
 	if (rc)
 		goto fail;
 	if (!s->readonly) {
-		s->enc = qli_encoder_new(s->opt.compression_level);
-		if (!s->enc) {
+		/* the first encoder of the pool: a store that cannot have one
+		 * does not open */
+		s->encpool[0] = qli_encoder_new(s->opt.compression_level);
+		if (!s->encpool[0]) {
 			rc = qli_err(QL_ENOMEM, "out of memory");
 			goto fail;
 		}
+		s->nenc = 1;
 		rc = recover(s);
 		if (!rc)
 			rc = snapshot_buckets(s);
@@ -1395,10 +1673,11 @@ typedef struct canon {
 	uint8_t req_len, tgt_len;
 } canon;
 
+/* Validates r and writes its canonical handles at *space, which has room
+ * for QL_HANDLE_MAX + 1 bytes more than the canonical forms take. */
 static int canon_one(const ql_store *s, const ql_record *r, int64_t now,
 		     canon *c, char **space)
 {
-	char tmp[QL_HANDLE_MAX + 1];
 	size_t len;
 	int rc;
 
@@ -1408,25 +1687,26 @@ static int canon_one(const ql_store *s, const ql_record *r, int64_t now,
 	rc = check_ts(s, r->ts, now);
 	if (rc)
 		return rc;
-	rc = ql_handle_parse(tmp, sizeof(tmp), r->requester, "requester");
+	rc = ql_handle_parse(*space, QL_HANDLE_MAX + 1, r->requester,
+			     "requester");
 	if (rc)
 		return rc;
-	len = strlen(tmp);
-	memcpy(*space, tmp, len + 1);
+	len = strlen(*space);
 	c->req = *space;
 	c->req_len = (uint8_t)len;
 	*space += len + 1;
-	rc = ql_handle_parse(tmp, sizeof(tmp), r->target, "target");
+	rc = ql_handle_parse(*space, QL_HANDLE_MAX + 1, r->target, "target");
 	if (rc)
 		return rc;
-	len = strlen(tmp);
-	memcpy(*space, tmp, len + 1);
+	len = strlen(*space);
 	c->tgt = *space;
 	c->tgt_len = (uint8_t)len;
 	*space += len + 1;
 	return 0;
 }
 
+/* Copies the records into their buckets' memtables; a memtable this
+ * fills is frozen. Caller holds mu. */
 static int take_records(ql_store *s, const ql_record *recs, size_t n,
 			const canon *c)
 {
@@ -1443,16 +1723,9 @@ static int take_records(ql_store *s, const ql_record *recs, size_t n,
 		b->last_append = mono;
 		mt = b->mt;
 		if (!mt) {
-			mt = calloc(1, sizeof(*mt));
+			mt = memtable_get(s, b);
 			if (!mt)
 				return qli_err(QL_ENOMEM, "out of memory");
-			mt->bucket = b;
-			mt->cap = s->opt.block_records;
-			mt->recs = malloc(mt->cap * sizeof(*mt->recs));
-			if (!mt->recs) {
-				free(mt);
-				return qli_err(QL_ENOMEM, "out of memory");
-			}
 			b->mt = mt;
 		}
 		r = &mt->recs[mt->n];
@@ -1462,7 +1735,7 @@ static int take_records(ql_store *s, const ql_record *recs, size_t n,
 		if (!r->req || !r->tgt) {
 			if (!mt->n) { /* just made for this record */
 				b->mt = NULL;
-				memtable_free(mt);
+				memtable_put(s, mt);
 			}
 			return qli_err(QL_ENOMEM, "out of memory");
 		}
@@ -1482,6 +1755,9 @@ static int take_records(ql_store *s, const ql_record *recs, size_t n,
 	return 0;
 }
 
+static uint64_t sync_request(ql_store *s);
+static int sync_wait(ql_store *s, uint64_t target);
+
 static int writable(ql_store *s)
 {
 	if (s->readonly)
@@ -1499,7 +1775,8 @@ int ql_append(ql_store *s, const ql_record *recs, size_t n,
 {
 	char stackspace[16 * 2 * (QL_HANDLE_MAX + 1)];
 	canon stackc[16], *c = stackc;
-	char *space = stackspace, *heap = NULL;
+	char *space = stackspace;
+	struct qli_scratch *heap = NULL;
 	int64_t now;
 	size_t i;
 	int rc = 0;
@@ -1526,12 +1803,21 @@ int ql_append(ql_store *s, const ql_record *recs, size_t n,
 			bytes += (a < QL_HANDLE_MAX ? a : QL_HANDLE_MAX) +
 				 (b < QL_HANDLE_MAX ? b : QL_HANDLE_MAX) + 2;
 		}
-		heap = malloc(bytes + n * sizeof(canon));
-		if (!heap)
-			return qli_err(QL_ENOMEM, "out of memory (%zu records)",
-				       n);
-		c = (canon *)heap;
-		space = heap + n * sizeof(canon);
+		bytes += n * sizeof(canon) + QL_HANDLE_MAX + 1;
+		heap = atomic_exchange(&s->scratch, NULL);
+		if (heap && heap->cap < bytes) {
+			free(heap);
+			heap = NULL;
+		}
+		if (!heap) {
+			heap = malloc(sizeof(*heap) + bytes);
+			if (!heap)
+				return qli_err(QL_ENOMEM, "out of memory (%zu "
+					       "records)", n);
+			heap->cap = bytes;
+		}
+		c = (canon *)heap->data;
+		space = (char *)(c + n);
 	}
 	now = qli_now(s);
 	for (i = 0; i < n; i++) {
@@ -1554,38 +1840,64 @@ int ql_append(ql_store *s, const ql_record *recs, size_t n,
 		if (rc && s->seq != seq0)
 			fail(s, rc);
 	}
-	while (!rc && s->pending_bytes > s->opt.max_pending_bytes &&
-	       !s->failed)
-		pthread_cond_wait(&s->done, &s->mu);
+	if (!rc && s->opt.sync_mode == QL_SYNC_EVERY_APPEND) {
+		/* sync_wait encodes what it can while it waits */
+		rc = sync_wait(s, sync_request(s));
+	} else if (!rc) {
+		/* the writer is behind: encode a block here */
+		if (s->nraw >= QLI_HELP_BACKLOG)
+			steal_one(s);
+		while (s->pending_bytes > s->opt.max_pending_bytes &&
+		       !s->failed)
+			if (!steal_one(s))
+				pthread_cond_wait(&s->done, &s->mu);
+	}
 	pthread_mutex_unlock(&s->mu);
-	if (!rc && s->opt.sync_mode == QL_SYNC_EVERY_APPEND)
-		rc = ql_sync(s);
 out:
+	if (heap && heap->cap <= SCRATCH_KEEP)
+		heap = atomic_exchange(&s->scratch, heap);
 	free(heap);
+	return rc;
+}
+
+/* Asks the writer to make every record accepted so far durable; returns
+ * the seq to wait for. Caller holds mu. */
+static uint64_t sync_request(ql_store *s)
+{
+	uint64_t target = s->seq;
+
+	if (target > s->sync_req)
+		s->sync_req = target;
+	pthread_cond_signal(&s->work);
+	return target;
+}
+
+/* Waits until every record up to target is durable, encoding unclaimed
+ * blocks meanwhile. Caller holds mu. */
+static int sync_wait(ql_store *s, uint64_t target)
+{
+	int rc = writable(s);
+
+	if (rc)
+		return rc;
+	while (s->durable_seq < target && !s->failed)
+		if (!steal_one(s))
+			pthread_cond_wait(&s->done, &s->mu);
+	if (s->durable_seq < target)
+		rc = qli_err(s->failed, "%s", s->failmsg);
 	return rc;
 }
 
 int ql_sync(ql_store *s)
 {
-	uint64_t target;
 	int rc;
 
 	if (!s)
 		return qli_err(QL_EINVAL, "ql_sync: store is NULL");
 	pthread_mutex_lock(&s->mu);
 	rc = writable(s);
-	if (rc) {
-		pthread_mutex_unlock(&s->mu);
-		return rc;
-	}
-	target = s->seq;
-	if (target > s->sync_req)
-		s->sync_req = target;
-	pthread_cond_signal(&s->work);
-	while (s->durable_seq < target && !s->failed)
-		pthread_cond_wait(&s->done, &s->mu);
-	if (s->durable_seq < target)
-		rc = qli_err(s->failed, "%s", s->failmsg);
+	if (!rc)
+		rc = sync_wait(s, sync_request(s));
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }

@@ -8,23 +8,45 @@
 #include "segment.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #define QLI_META_FILE "QLSTORE"
 #define QLI_LOCK_FILE "LOCK"
 #define QLI_US_PER_S 1000000LL
 #define QLI_US_PER_DAY (86400LL * QLI_US_PER_S)
 
-/* Records accepted but not yet written, for one bucket. Handles are
- * copied into arena chunks that never move, so qli_rec pointers stay
- * valid until the memtable is freed. */
+/* A frozen memtable's block (qli_memtable.state, under mu). */
+#define QLI_MT_RAW 0     /* not encoded; any thread may claim it */
+#define QLI_MT_OWNED 1   /* a thread is encoding it */
+#define QLI_MT_ENCODED 2 /* frame and hdr hold the block */
+
+/* Records accepted but not yet written, for one bucket: one block's worth
+ * at most. Handles are copied into arena chunks that never move, so
+ * qli_rec pointers stay valid until the memtable is recycled. Written
+ * memtables are kept for reuse (a few), with their arrays, chunks and
+ * frame buffer: fresh memory costs a page fault per page. */
 typedef struct qli_memtable {
-	struct qli_memtable *next; /* in the write queue */
+	struct qli_memtable *next;  /* in the write queue, or spare */
 	struct qli_bucket *bucket;
 	qli_rec *recs;
 	uint32_t n, cap;
-	struct qli_chunk *chunks;
-	size_t bytes; /* accounted against max_pending_bytes */
+	struct qli_chunk *chunks;   /* in use, newest first */
+	struct qli_chunk *spare;    /* chunks of an earlier use */
+	size_t bytes;       /* accounted against max_pending_bytes */
+	uint64_t first_seq; /* seq of its first record */
+	int state;          /* QLI_MT_* */
+	qli_buf frame;      /* the encoded block (header + payload) */
+	qli_frame_hdr hdr;
+	qli_block_keys keys; /* its distinct keys, for the index summary */
+	qli_segfile *sf;    /* writer: written as block blk of sf */
+	uint32_t blk;
 } qli_memtable;
+
+#define QLI_SPARE_MT 2  /* written memtables kept for reuse */
+#define QLI_ENC_POOL 4  /* encoders kept for reuse */
+/* An appending thread that does not wait for a sync encodes a block
+ * itself once this many wait unclaimed (the writer is behind). */
+#define QLI_HELP_BACKLOG 2
 
 /* A time bucket the writer knows of. */
 typedef struct qli_bucket {
@@ -57,7 +79,17 @@ struct ql_store {
 	size_t nbuckets, capbuckets;
 	qli_bucket *last_bucket; /* cache for the append path */
 	qli_memtable *qhead, *qtail; /* frozen, waiting for the writer */
+	qli_memtable *wlist;    /* frozen, taken by the writer's cycle */
+	size_t nraw;            /* unclaimed memtables in those lists */
 	size_t pending_bytes;
+	pthread_cond_t encoded; /* a memtable was encoded by a thread */
+	qli_memtable *spare_mt; /* written, kept for reuse */
+	size_t nspare_mt;
+	qli_encoder *encpool[QLI_ENC_POOL]; /* for every encoding thread */
+	size_t nenc;
+	/* ql_append's scratch for a batch's canonical handles, kept for the
+	 * next call (taken and put back without the mutex) */
+	_Atomic(struct qli_scratch *) scratch;
 
 	uint64_t seq;          /* records accepted */
 	uint64_t sync_req;     /* highest seq a caller wants durable */
@@ -73,8 +105,6 @@ struct ql_store {
 	qli_bucket **wb;       /* snapshot of buckets, taken under mu each
 				* cycle: appenders may grow the array */
 	size_t nwb, capwb;
-	qli_encoder *enc;
-	qli_buf wbuf;
 
 	uint64_t recovered_segments, recovered_bytes;
 

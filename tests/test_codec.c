@@ -9,6 +9,7 @@
 
 #include "codec.h"
 #include "err.h"
+#include "index.h"
 
 static uint32_t make_recs(qli_rec *r, t_rec *t, uint32_t n, uint64_t seed)
 {
@@ -85,6 +86,53 @@ static void test_roundtrip_sorted_stable(void **state)
 	qli_decoder_free(d);
 }
 
+/* The index summary from the encoder's keys equals the one computed from
+ * the records, and the payload is the same with or without keys. */
+static void test_summary_from_keys(void **state)
+{
+	static qli_rec r[5000];
+	static t_rec t[5000];
+	uint32_t sizes[] = { 1, 2, 17, 256, 4096, 5000 };
+	qli_encoder *e = qli_encoder_new(3);
+	qli_block_keys k = { 0 };
+	qli_summary a = { 0 }, b = { 0 };
+	qli_buf o1 = { 0 }, o2 = { 0 };
+
+	(void)state;
+	for (size_t z = 0; z < sizeof(sizes) / sizeof(*sizes); z++) {
+		uint32_t n = make_recs(r, t, sizes[z], 7 * z + 3);
+		qli_frame_hdr h1, h2;
+
+		/* a handle in both roles, and a repeated address */
+		if (n > 2) {
+			r[1].tgt = r[0].req;
+			r[1].tgt_len = r[0].req_len;
+			memcpy(r[2].ip, r[0].ip, 16);
+		}
+		o1.len = o2.len = 0;
+		assert_int_equal(qli_block_encode(e, &o1, r, n, &h1), 0);
+		assert_int_equal(qli_block_encode_keys(e, &o2, r, n, &h2, &k),
+				 0);
+		assert_int_equal(o1.len, o2.len);
+		assert_memory_equal(o1.p, o2.p, o1.len);
+		assert_int_equal(k.n, n);
+		assert_int_equal(qli_summary_from_recs(&a, r, n), 0);
+		assert_int_equal(qli_summary_from_keys(&b, &k), 0);
+		assert_int_equal(a.nr, b.nr);
+		assert_int_equal(a.nt, b.nt);
+		assert_int_equal(a.ni, b.ni);
+		assert_memory_equal(a.r, b.r, a.nr * sizeof(*a.r));
+		assert_memory_equal(a.t, b.t, a.nt * sizeof(*a.t));
+		assert_memory_equal(a.ip, b.ip, (size_t)a.ni * 16);
+	}
+	qli_summary_free(&a);
+	qli_summary_free(&b);
+	qli_block_keys_free(&k);
+	qli_buf_free(&o1);
+	qli_buf_free(&o2);
+	qli_encoder_free(e);
+}
+
 static void test_every_bit_flip_detected(void **state)
 {
 	static qli_rec r[64];
@@ -158,6 +206,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip_sorted_stable),
+		cmocka_unit_test(test_summary_from_keys),
 		cmocka_unit_test(test_every_bit_flip_detected),
 		cmocka_unit_test(test_size_lies_refused),
 	};
