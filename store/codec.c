@@ -383,30 +383,6 @@ static void sort_by_time(tkey *a, tkey *tmp, uint32_t n)
 	}
 }
 
-/* Copies n bytes (1 to 255) with a few fixed-size moves: the handles are
- * short, and an inlined memcpy of a variable length ("rep movs") costs
- * more to start than to copy them. */
-static inline void copy_short(uint8_t *d, const void *src, size_t n)
-{
-	const uint8_t *s = src;
-
-	if (n >= 16) {
-		size_t i;
-
-		for (i = 0; i + 16 < n; i += 16)
-			memcpy(d + i, s + i, 16);
-		memcpy(d + n - 16, s + n - 16, 16);
-	} else if (n >= 8) {
-		memcpy(d, s, 8);
-		memcpy(d + n - 8, s + n - 8, 8);
-	} else if (n >= 4) {
-		memcpy(d, s, 4);
-		memcpy(d + n - 4, s + n - 4, 4);
-	} else {
-		for (size_t i = 0; i < n; i++)
-			d[i] = s[i];
-	}
-}
 
 /* Writes an index column: n values of w bytes, little-endian. */
 static uint8_t *put_col(uint8_t *p, const uint32_t *v, uint32_t n,
@@ -571,7 +547,7 @@ int qli_block_encode_keys(qli_encoder *e, qli_buf *out, const qli_rec *recs,
 	p += 16;
 	for (i = 0; i < nstr; i++) {
 		*p++ = e->strl[i];
-		copy_short(p, e->strs[i], e->strl[i]);
+		qli_copy_short(p, e->strs[i], e->strl[i]);
 		p += e->strl[i];
 	}
 	for (i = 0; i < nip; i++) {

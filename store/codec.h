@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define QLI_FRAME_HDR 40
 #define QLI_MAGIC_BLOCK 0x4b424c51u /* "QLBK" little-endian */
@@ -43,6 +44,32 @@ typedef struct qli_frame_hdr {
 	int64_t max_ts;
 	uint64_t checksum; /* xxh64 of header bytes 0..31 and the payload */
 } qli_frame_hdr;
+
+/* Copies n bytes (a handle, with or without its NUL) with a few
+ * fixed-size moves: the handles are short, and an inlined memcpy of a variable length ("rep movs") costs
+ * more to start than to copy them. */
+static inline void qli_copy_short(void *dst, const void *src, size_t n)
+{
+	uint8_t *d = dst;
+	const uint8_t *s = src;
+
+	if (n >= 16) {
+		size_t i;
+
+		for (i = 0; i + 16 < n; i += 16)
+			memcpy(d + i, s + i, 16);
+		memcpy(d + n - 16, s + n - 16, 16);
+	} else if (n >= 8) {
+		memcpy(d, s, 8);
+		memcpy(d + n - 8, s + n - 8, 8);
+	} else if (n >= 4) {
+		memcpy(d, s, 4);
+		memcpy(d + n - 4, s + n - 4, 4);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			d[i] = s[i];
+	}
+}
 
 /* Growable byte buffer. */
 typedef struct qli_buf {

@@ -88,6 +88,37 @@ static int ip_in(const uint8_t ip[16], const uint8_t net[16], unsigned plen)
 	return 1;
 }
 
+/* The records of a decoded block that are in the window and match: the
+ * handle by its table index or dictionary id (hid), an address by its
+ * index or id in ipok (a byte per entry, or a bit with bitmap). */
+static void match_records(ql_cursor *c, cblock *cb, uint32_t hid,
+			  const uint8_t *ipok, int bitmap)
+{
+	const qli_block *b = &cb->blk;
+
+	for (uint32_t i = 0; i < b->n; i++) {
+		uint32_t a = b->ipi[i];
+		int ok;
+
+		if (b->ts[i] < c->since || b->ts[i] >= c->until)
+			continue;
+		switch (c->q.match) {
+		case QL_MATCH_HANDLE:
+			ok = (c->q.role != QL_ROLE_TARGET && b->req[i] == hid) ||
+			     (c->q.role != QL_ROLE_REQUESTER &&
+			      b->tgt[i] == hid);
+			break;
+		case QL_MATCH_IP:
+			ok = bitmap ? (ipok[a / 8] >> (a % 8)) & 1 : ipok[a];
+			break;
+		default:
+			ok = 1;
+		}
+		if (ok)
+			cb->match[cb->nmatch++] = i;
+	}
+}
+
 /* ---- compact segments ---- */
 
 static void cseg_release(cseg *cs, const qli_segfile *sf)
@@ -257,7 +288,6 @@ static int cs_ip_set(ql_cursor *c, size_t seg)
  * block: integer compares, no string is touched. */
 static int compute_matches_ids(ql_cursor *c, cblock *cb)
 {
-	qli_block *b = &cb->blk;
 	cseg *cs = &c->cs[cb->seg];
 	uint32_t hid = 0;
 	int rc;
@@ -274,26 +304,7 @@ static int compute_matches_ids(ql_cursor *c, cblock *cb)
 		if (rc)
 			return rc;
 	}
-	for (uint32_t i = 0; i < b->n; i++) {
-		int ok;
-
-		if (b->ts[i] < c->since || b->ts[i] >= c->until)
-			continue;
-		switch (c->q.match) {
-		case QL_MATCH_HANDLE:
-			ok = (c->q.role != QL_ROLE_TARGET && b->req[i] == hid) ||
-			     (c->q.role != QL_ROLE_REQUESTER &&
-			      b->tgt[i] == hid);
-			break;
-		case QL_MATCH_IP:
-			ok = (cs->ipset[b->ipi[i] / 8] >> (b->ipi[i] % 8)) & 1;
-			break;
-		default:
-			ok = 1;
-		}
-		if (ok)
-			cb->match[cb->nmatch++] = i;
-	}
+	match_records(c, cb, hid, cs->ipset, 1);
 	return 0;
 }
 
@@ -335,26 +346,7 @@ static int compute_matches(ql_cursor *c, cblock *cb)
 			cb->ipok[i] = (uint8_t)ip_in(b->ips[i], c->q.ip,
 						     c->q.prefix_len);
 	}
-	for (uint32_t i = 0; i < b->n; i++) {
-		int ok;
-
-		if (b->ts[i] < c->since || b->ts[i] >= c->until)
-			continue;
-		switch (c->q.match) {
-		case QL_MATCH_HANDLE:
-			ok = (c->q.role != QL_ROLE_TARGET && b->req[i] == sid) ||
-			     (c->q.role != QL_ROLE_REQUESTER &&
-			      b->tgt[i] == sid);
-			break;
-		case QL_MATCH_IP:
-			ok = cb->ipok[b->ipi[i]];
-			break;
-		default:
-			ok = 1;
-		}
-		if (ok)
-			cb->match[cb->nmatch++] = i;
-	}
+	match_records(c, cb, sid, cb->ipok, 0);
 	return 0;
 }
 

@@ -49,29 +49,6 @@ struct qli_scratch {
 	max_align_t data[];
 };
 
-/* Copies a handle and its NUL (n bytes, 1 to 256) with a few fixed-size
- * moves: the bytes are short and the library's memcpy was inlined as a
- * "rep movs", whose start-up cost dominated take_records. */
-static inline void copy_handle(char *d, const char *s, size_t n)
-{
-	if (n >= 16) {
-		size_t i;
-
-		for (i = 0; i + 16 < n; i += 16)
-			memcpy(d + i, s + i, 16);
-		memcpy(d + n - 16, s + n - 16, 16);
-	} else if (n >= 8) {
-		memcpy(d, s, 8);
-		memcpy(d + n - 8, s + n - 8, 8);
-	} else if (n >= 4) {
-		memcpy(d, s, 4);
-		memcpy(d + n - 4, s + n - 4, 4);
-	} else {
-		for (size_t i = 0; i < n; i++)
-			d[i] = s[i];
-	}
-}
-
 /* ---------------------------------------------------------------------- */
 /* clock and options                                                       */
 /* ---------------------------------------------------------------------- */
@@ -492,7 +469,7 @@ static const char *arena_copy(qli_memtable *mt, const char *str, size_t len)
 		mt->chunks = c;
 	}
 	p = c->data + c->used;
-	copy_handle(p, str, len + 1); /* str is NUL-terminated */
+	qli_copy_short(p, str, len + 1); /* str is NUL-terminated */
 	c->used += len + 1;
 	return p;
 }
