@@ -1182,6 +1182,11 @@ static void *writer_main(void *arg)
 		pthread_cond_broadcast(&s->done);
 	}
 	pthread_mutex_unlock(&s->mu);
+	/* A failure can leave index changes staged (uncommitted: the index
+	 * is derived, the next open reconciles it). LMDB's write transaction
+	 * holds a lock that only the thread that began it may release, so it
+	 * is aborted here, not by ql_close's thread. */
+	qli_index_abort(s->ix);
 	return NULL;
 }
 
