@@ -1045,8 +1045,9 @@ static int snapshot_buckets(ql_store *s)
 	return 0;
 }
 
-/* Takes the write queue off the store, waiting for any memtable an
- * appending thread is still encoding, and recycles it. Caller holds mu. */
+/* Recycles a list taken off the write queue (written, or dropped after a
+ * failure), waiting for any memtable another thread is still encoding;
+ * returns the bytes it held. Caller holds mu. */
 static size_t drop_list(ql_store *s, qli_memtable *list)
 {
 	qli_memtable *next;
