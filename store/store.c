@@ -1081,8 +1081,9 @@ static int snapshot_buckets(ql_store *s)
 	return 0;
 }
 
-/* Takes the write queue off the store, waiting for any memtable an
- * appending thread is still encoding, and recycles it. Caller holds mu. */
+/* Recycles a list taken off the write queue (written, or dropped after a
+ * failure), waiting for any memtable another thread is still encoding;
+ * returns the bytes it held. Caller holds mu. */
 static size_t drop_list(ql_store *s, qli_memtable *list)
 {
 	qli_memtable *next;
@@ -1222,6 +1223,11 @@ static void *writer_main(void *arg)
 		pthread_cond_broadcast(&s->done);
 	}
 	pthread_mutex_unlock(&s->mu);
+	/* A failure can leave index changes staged (uncommitted: the index
+	 * is derived, the next open reconciles it). LMDB's write transaction
+	 * holds a lock that only the thread that began it may release, so it
+	 * is aborted here, not by ql_close's thread. */
+	qli_index_abort(s->ix);
 	return NULL;
 }
 
