@@ -445,8 +445,7 @@ static int rewrite(ql_store *s, const qli_segfile *src, const char *tmp,
 	crec *r = NULL;
 	uint64_t n = 0;
 	qli_idrec *ir = NULL;
-	qli_rec *qr = NULL;
-	qli_summary sum = { 0 };
+	uint32_t *col = NULL; /* the block's ids by role, for acc */
 	wctx w = { dst, { 0 }, NULL };
 	uint32_t *runs = NULL;
 	int rc;
@@ -464,19 +463,25 @@ static int rewrite(ql_store *s, const qli_segfile *src, const char *tmp,
 		goto out;
 	w.enc = qli_encoder_new(s->opt.compression_level);
 	ir = malloc(QLI_IDBLOCK * sizeof(*ir));
-	qr = malloc(QLI_IDBLOCK * sizeof(*qr));
-	if (!w.enc || !ir || !qr) {
+	col = malloc(3 * QLI_IDBLOCK * sizeof(*col));
+	if (!w.enc || !ir || !col) {
 		rc = qli_err(QL_ENOMEM, "out of memory");
 		goto out;
 	}
 	rc = qli_segfile_create_compact(dst, s->segdir, tmp, src->bucket_start,
 					src->bucket_width, src->gen,
 					s->opt.file_mode);
+	if (!rc && acc)
+		rc = qli_segacc_set_ids(acc, th.n, ti.n);
 	if (rc)
 		goto out;
 	rc = write_dict(&w, &dst->dh, oh, th.n, 0);
 	if (!rc)
 		rc = write_dict(&w, &dst->di, oi, ti.n, 1);
+	for (uint32_t i = 0; acc && !rc && i < th.n; i++)
+		qli_segacc_key(acc, 0, i, oh[i]->key, oh[i]->len);
+	for (uint32_t i = 0; acc && !rc && i < ti.n; i++)
+		qli_segacc_key(acc, 1, i, oi[i]->key, 16);
 	for (uint64_t off = 0; off < n && !rc; off += QLI_IDBLOCK) {
 		uint32_t k = n - off < QLI_IDBLOCK ? (uint32_t)(n - off)
 						    : QLI_IDBLOCK;
@@ -488,14 +493,9 @@ static int rewrite(ql_store *s, const qli_segfile *src, const char *tmp,
 
 			ir[i] = (qli_idrec){ c->ts, rq->id, tg->id,
 					     ti.e[c->ip].id, c->svc, c->res };
-			qr[i] = (qli_rec){ .ts = c->ts,
-					   .req = (const char *)rq->key,
-					   .tgt = (const char *)tg->key,
-					   .svc = c->svc,
-					   .res = c->res,
-					   .req_len = rq->len,
-					   .tgt_len = tg->len };
-			memcpy(qr[i].ip, ti.e[c->ip].key, 16);
+			col[i] = rq->id;
+			col[QLI_IDBLOCK + i] = tg->id;
+			col[2 * QLI_IDBLOCK + i] = ti.e[c->ip].id;
 		}
 		rc = qli_idblock_encode(w.enc, &w.out, ir, k, th.n, ti.n, &h);
 		if (rc)
@@ -503,12 +503,10 @@ static int rewrite(ql_store *s, const qli_segfile *src, const char *tmp,
 		/* the frame starts at sf->size: add_block records it there
 		 * and moves size past it */
 		rc = qli_segfile_add_block(dst, &h);
-		if (!rc && acc) {
-			rc = qli_summary_from_recs(&sum, qr, k);
-			if (!rc)
-				rc = qli_segacc_add(acc, &sum,
-						    dst->nblk - 1);
-		}
+		if (!rc && acc)
+			rc = qli_segacc_add_ids(acc, col, col + QLI_IDBLOCK,
+						col + 2 * QLI_IDBLOCK, k,
+						dst->nblk - 1);
 		if (!rc)
 			rc = flush(&w, 0);
 	}
@@ -523,11 +521,10 @@ static int rewrite(ql_store *s, const qli_segfile *src, const char *tmp,
 		rc = qli_segfile_seal(dst); /* fdatasyncs */
 out:
 	free(runs);
-	qli_summary_free(&sum);
 	qli_buf_free(&w.out);
 	qli_encoder_free(w.enc);
 	free(ir);
-	free(qr);
+	free(col);
 	free(oh);
 	free(oi);
 	free(r);
@@ -771,33 +768,31 @@ void qli_compact_drain(ql_store *s)
 int qli_compact_acc(const qli_segfile *sf, qli_segacc *acc)
 {
 	qli_decoder *d = qli_decoder_new();
-	qli_dpage *hp = NULL, *ip = NULL;
+	qli_dpage pg = { 0 };
 	qli_block blk = { 0 };
 	qli_buf buf = { 0 };
-	qli_summary sum = { 0 };
-	qli_rec *qr = NULL;
 	qli_frame_hdr h;
 	int rc = d ? 0 : qli_err(QL_ENOMEM, "out of memory");
 
-	if (!rc) {
-		hp = calloc(sf->dh.npage + 1, sizeof(*hp));
-		ip = calloc(sf->di.npage + 1, sizeof(*ip));
-		if (!hp || !ip)
-			rc = qli_err(QL_ENOMEM, "out of memory");
-	}
-	for (uint32_t k = 0; k < sf->dh.npage && !rc; k++) {
-		rc = qli_segfile_read_page(sf, 0, k, &buf, &h);
-		if (!rc)
-			rc = qli_dpage_decode(d, &hp[k], &h,
-					      buf.p + QLI_FRAME_HDR,
-					      sf->dh.page[k].first);
-	}
-	for (uint32_t k = 0; k < sf->di.npage && !rc; k++) {
-		rc = qli_segfile_read_page(sf, 1, k, &buf, &h);
-		if (!rc)
-			rc = qli_dpage_decode(d, &ip[k], &h,
-					      buf.p + QLI_FRAME_HDR,
-					      sf->di.page[k].first);
+	if (!rc)
+		rc = qli_segacc_set_ids(acc, sf->dh.n, sf->di.n);
+	/* the keys, for the class filters */
+	for (int ip = 0; ip < 2 && !rc; ip++) {
+		const qli_dict *dc = ip ? &sf->di : &sf->dh;
+
+		for (uint32_t k = 0; k < dc->npage && !rc; k++) {
+			rc = qli_segfile_read_page(sf, ip, k, &buf, &h);
+			if (!rc)
+				rc = qli_dpage_decode(d, &pg, &h,
+						      buf.p + QLI_FRAME_HDR,
+						      dc->page[k].first);
+			for (uint32_t i = 0; !rc && i < pg.count; i++)
+				qli_segacc_key(acc, ip, pg.first + i,
+					       ip ? (const void *)pg.ip[i]
+						  : (const void *)pg.key[i],
+					       ip ? 16 : pg.len[i]);
+			qli_dpage_free(&pg);
+		}
 	}
 	for (uint32_t b = 0; b < sf->nblk && !rc; b++) {
 		rc = qli_segfile_read_block(sf, b, &buf, &h);
@@ -805,48 +800,10 @@ int qli_compact_acc(const qli_segfile *sf, qli_segacc *acc)
 			rc = qli_idblock_decode(d, &blk, &h,
 						buf.p + QLI_FRAME_HDR,
 						sf->dh.n, sf->di.n);
-		if (!rc) {
-			qli_rec *n = realloc(qr, blk.n * sizeof(*qr));
-
-			if (!n)
-				rc = qli_err(QL_ENOMEM, "out of memory");
-			else
-				qr = n;
-		}
-		for (uint32_t i = 0; i < blk.n && !rc; i++) {
-			const qli_dpage *pr, *pt, *pi;
-			uint32_t kr, kt, ki;
-
-			kr = qli_dict_page_of(&sf->dh, blk.req[i]);
-			kt = qli_dict_page_of(&sf->dh, blk.tgt[i]);
-			ki = qli_dict_page_of(&sf->di, blk.ipi[i]);
-			pr = &hp[kr];
-			pt = &hp[kt];
-			pi = &ip[ki];
-			qr[i] = (qli_rec){
-				.ts = blk.ts[i],
-				.req = pr->key[blk.req[i] - pr->first],
-				.tgt = pt->key[blk.tgt[i] - pt->first],
-				.svc = blk.svc[i],
-				.res = blk.res[i],
-				.req_len = pr->len[blk.req[i] - pr->first],
-				.tgt_len = pt->len[blk.tgt[i] - pt->first],
-			};
-			memcpy(qr[i].ip, pi->ip[blk.ipi[i] - pi->first], 16);
-		}
 		if (!rc)
-			rc = qli_summary_from_recs(&sum, qr, blk.n);
-		if (!rc)
-			rc = qli_segacc_add(acc, &sum, b);
+			rc = qli_segacc_add_ids(acc, blk.req, blk.tgt,
+						blk.ipi, blk.n, b);
 	}
-	for (uint32_t k = 0; hp && k < sf->dh.npage; k++)
-		qli_dpage_free(&hp[k]);
-	for (uint32_t k = 0; ip && k < sf->di.npage; k++)
-		qli_dpage_free(&ip[k]);
-	free(hp);
-	free(ip);
-	free(qr);
-	qli_summary_free(&sum);
 	qli_block_free(&blk);
 	qli_buf_free(&buf);
 	qli_decoder_free(d);

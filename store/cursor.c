@@ -48,6 +48,8 @@ typedef struct cseg {
 	qli_dpage *hp, *ip;  /* per page; count 0 = not decoded */
 	int64_t hid;         /* -2 not looked up, -1 not in the segment */
 	uint8_t *ipset;      /* bit per address id, NULL = not built */
+	uint64_t mask;       /* classes that may hold the key (index
+			      * filters); classes 64 and up always may */
 } cseg;
 
 struct ql_cursor {
@@ -133,6 +135,7 @@ static void cseg_release(cseg *cs, const qli_segfile *sf)
 	cs->hp = cs->ip = NULL;
 	cs->ipset = NULL;
 	cs->hid = -2;
+	cs->mask = ~0ULL;
 }
 
 /* Opens a segment file for reading once (lazily). */
@@ -188,8 +191,26 @@ static int cs_ready(ql_cursor *c, size_t seg)
 	return rc ? rc : qli_segfile_load_dicts(sf);
 }
 
+/* First page of a dictionary whose first id is >= id. */
+static uint32_t page_at(const qli_dict *d, uint32_t id)
+{
+	uint32_t lo = 0, hi = d->npage;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (d->page[mid].first < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /* The id of the query's handle in a compact segment: in each frequency
- * class, the one page whose key range may hold it. */
+ * class, the one page whose key range may hold it. The classes of rare
+ * keys come first: they hold most keys, so a handle that is there is
+ * found after the fewest page decodes. */
 static int cs_handle_id(ql_cursor *c, size_t seg)
 {
 	qli_segfile *sf = &c->segs[seg];
@@ -197,21 +218,18 @@ static int cs_handle_id(ql_cursor *c, size_t seg)
 	const qli_dict *d = &sf->dh;
 	const uint8_t *key = (const uint8_t *)c->handle;
 	size_t len = strlen(c->handle);
-	uint32_t p0 = 0;
 
 	if (cs->hid != -2)
 		return 0;
 	cs->hid = -1;
-	for (uint32_t k = 0; k < d->ncls; k++) {
-		uint32_t lo = p0, hi = p0, p;
+	for (uint32_t k = d->ncls; k-- > 0;) {
+		uint32_t lo = page_at(d, d->cls[k]), hi = page_at(d, d->cls[k + 1]);
 		const qli_dpage *pg;
 		int rc, at;
 
-		while (hi < d->npage && d->page[hi].first < d->cls[k + 1])
-			hi++;
-		p0 = hi;
 		/* last page of [lo, hi) whose first key <= key */
-		if (lo == hi || qli_dict_cmp_first(d, lo, key, len) > 0)
+		if ((k < 64 && !((cs->mask >> k) & 1)) || lo >= hi ||
+		    qli_dict_cmp_first(d, lo, key, len) > 0)
 			continue;
 		while (hi - lo > 1) {
 			uint32_t mid = lo + (hi - lo) / 2;
@@ -221,8 +239,7 @@ static int cs_handle_id(ql_cursor *c, size_t seg)
 			else
 				hi = mid;
 		}
-		p = lo;
-		rc = cs_page(c, seg, 0, p, &pg);
+		rc = cs_page(c, seg, 0, lo, &pg);
 		if (rc)
 			return rc;
 		at = qli_dpage_find(pg, key, len);
@@ -253,7 +270,7 @@ static int cs_ip_set(ql_cursor *c, size_t seg)
 		while (hi < d->npage && d->page[hi].first < d->cls[k + 1])
 			hi++;
 		p0 = hi;
-		if (lo == hi)
+		if (lo == hi || (k < 64 && !((cs->mask >> k) & 1)))
 			continue;
 		/* from the last page whose first key <= lo (or the class's
 		 * first page) while a page's first key <= hi */
@@ -433,25 +450,58 @@ static int overlaps(const ql_cursor *c, int64_t lo, int64_t hi_incl)
  * index knows: a segment sealed on disk after the index's last commit is
  * still looked up through its block summaries (and blocks without one are
  * candidates), never through a sealed index that does not exist yet. */
-static int index_candidates(ql_cursor *c, qli_ixread *rt, qli_segfile *sf,
+static int index_candidates(ql_cursor *c, qli_ixread *rt, size_t seg,
 			    int ix_sealed, uint8_t **out)
 {
+	qli_segfile *sf = &c->segs[seg];
 	uint8_t *bits = calloc(sf->nblk / 8 + 1, 1);
 	int file_sealed = sf->sealed, rc;
+	int roles = c->q.role == QL_ROLE_REQUESTER ? QLI_LOOK_REQ
+		    : c->q.role == QL_ROLE_TARGET ? QLI_LOOK_TGT
+		    : QLI_LOOK_REQ | QLI_LOOK_TGT;
 
 	if (!bits)
 		return qli_err(QL_ENOMEM, "out of memory");
-	sf->sealed = ix_sealed;
-	if (c->q.match == QL_MATCH_HANDLE) {
-		int roles = c->q.role == QL_ROLE_REQUESTER ? QLI_LOOK_REQ
-			    : c->q.role == QL_ROLE_TARGET ? QLI_LOOK_TGT
-			    : QLI_LOOK_REQ | QLI_LOOK_TGT;
+	if (sf->compact && sf->ix_byid) {
+		/* postings by dictionary id: the query's ids first */
+		cseg *cs = &c->cs[seg];
+		int ip = c->q.match != QL_MATCH_HANDLE;
 
-		rc = qli_index_lookup_handle(rt, sf, c->hash, roles, bits);
+		rc = cs_ready(c, seg);
+		/* exact keys: the classes the filters allow */
+		if (!rc && (!ip || !memcmp(c->lo, c->hi, 16))) {
+			rc = qli_index_filter(rt, sf, ip,
+					      ip ? (const void *)c->lo
+						 : (const void *)c->handle,
+					      ip ? 16 : strlen(c->handle),
+					      &cs->mask);
+			if (rc == QL_ENOTFOUND) {
+				qli_clear_err();
+				cs->mask = ~0ULL;
+				rc = 0;
+			}
+		}
+		if (!rc && !ip) {
+			rc = cs_handle_id(c, seg);
+			if (!rc && cs->hid >= 0)
+				rc = qli_index_lookup_hid(rt, sf,
+							  (uint32_t)cs->hid,
+							  roles, bits);
+		} else if (!rc) {
+			rc = cs_ip_set(c, seg);
+			if (!rc)
+				rc = qli_index_lookup_aids(rt, sf, cs->ipset,
+							   sf->di.n, bits);
+		}
 	} else {
-		rc = qli_index_lookup_ip(rt, sf, c->lo, c->hi, bits);
+		sf->sealed = ix_sealed;
+		if (c->q.match == QL_MATCH_HANDLE)
+			rc = qli_index_lookup_handle(rt, sf, c->hash, roles,
+						     bits);
+		else
+			rc = qli_index_lookup_ip(rt, sf, c->lo, c->hi, bits);
+		sf->sealed = file_sealed;
 	}
-	sf->sealed = file_sealed;
 	if (rc) {
 		free(bits);
 		return rc;
@@ -478,6 +528,8 @@ static int plan_segment(ql_cursor *c, qli_ixread *rt, const char *name,
 	struct stat st;
 
 	memset(&st, 0, sizeof(st));
+	c->cs[c->nseg].hid = -2;
+	c->cs[c->nseg].mask = ~0ULL;
 	qli_seg_name_parse2(name, &start, &gen, &compact);
 	if (!compact) {
 		fd = qli_vfs_cur->openat(c->s->segdir, name, O_RDONLY, 0);
@@ -513,7 +565,8 @@ static int plan_segment(ql_cursor *c, qli_ixread *rt, const char *name,
 			rc = qli_segfile_load(sf, c->s->segdir, name, 0);
 		}
 		if (!rc && c->q.match != QL_MATCH_ALL)
-			rc = index_candidates(c, rt, sf, ix_sealed, &bits);
+			rc = index_candidates(c, rt, c->nseg, ix_sealed,
+					      &bits);
 	} else if (rc == QL_ENOTFOUND) {
 		qli_clear_err();
 		rc = qli_segfile_load(sf, c->s->segdir, name, 0);
@@ -539,7 +592,6 @@ static int plan_segment(ql_cursor *c, qli_ixread *rt, const char *name,
 		}
 		return rc;
 	}
-	c->cs[c->nseg].hid = -2;
 	c->cand[c->nseg++] = bits;
 	return 0;
 }

@@ -21,6 +21,13 @@
  * overflow pages of their own, wasting most of a page each. */
 #define CHUNK_BYTES 1800
 #define SEGKEY 12
+/* An id-keyed chunk fills one overflow page: 4096 less its header. */
+#define IDCHUNK_BYTES 4080
+/* Class filters: bits per key and probes (a false positive costs one
+ * dictionary page decode; 8 and 5 make it about 2%). */
+#define FILTER_BITS 8
+#define FILTER_PROBES 5
+#define FILTER_SEED 0x716c6f6766ULL
 #define DIR_FIXED 24
 #define BLKENT 48
 
@@ -60,12 +67,23 @@ typedef struct pairip {
 	uint32_t blk;
 } pairip;
 
+/* Keys of a segment with their blocks. Of a .qls file: handle hashes
+ * in r and t, addresses in ip. Of a compact file (by_id): dictionary ids
+ * in r, t and a (addresses), nh and na ids in all; seen[] remembers the
+ * last block (+1) an id was added for, to add each (id, block) once. */
 struct qli_segacc {
-	pair32 *r, *t;
+	pair32 *r, *t, *a;
 	pairip *ip;
-	size_t nr, nt, nip, capr, capt, capip;
+	size_t nr, nt, na, nip, capr, capt, capa, capip;
 	uint32_t last_blk; /* blocks come in order; if not, unordered */
 	int unordered;
+	int by_id;
+	uint32_t nh, nai;
+	uint32_t *seen[3];
+	/* by_id: the key hash of every handle [0] and address [1] id, for
+	 * the class filters; nkh counts the ids given */
+	uint64_t *kh[2];
+	uint32_t nkh[2];
 };
 
 static int mdb_fail(int mrc, const char *what)
@@ -466,7 +484,12 @@ void qli_segacc_free(qli_segacc *a)
 		return;
 	free(a->r);
 	free(a->t);
+	free(a->a);
 	free(a->ip);
+	for (int i = 0; i < 3; i++)
+		free(a->seen[i]);
+	free(a->kh[0]);
+	free(a->kh[1]);
 	free(a);
 }
 
@@ -504,6 +527,73 @@ int qli_segacc_add(qli_segacc *a, const qli_summary *s, uint32_t blk)
 	for (uint32_t i = 0; i < s->ni; i++) {
 		memcpy(a->ip[a->nip].key, s->ip[i], 16);
 		a->ip[a->nip++].blk = blk;
+	}
+	return 0;
+}
+
+int qli_segacc_set_ids(qli_segacc *a, uint32_t nh, uint32_t na)
+{
+	if (a->nr || a->nt || a->nip || a->by_id)
+		return qli_err(QL_EINVAL, "index: accumulator in use");
+	a->by_id = 1;
+	a->nh = nh;
+	a->nai = na;
+	a->seen[0] = calloc(nh ? nh : 1, sizeof(uint32_t));
+	a->seen[1] = calloc(nh ? nh : 1, sizeof(uint32_t));
+	a->seen[2] = calloc(na ? na : 1, sizeof(uint32_t));
+	a->kh[0] = malloc((nh ? nh : 1) * sizeof(uint64_t));
+	a->kh[1] = malloc((na ? na : 1) * sizeof(uint64_t));
+	if (!a->seen[0] || !a->seen[1] || !a->seen[2] || !a->kh[0] ||
+	    !a->kh[1])
+		return qli_err(QL_ENOMEM, "out of memory");
+	return 0;
+}
+
+static uint64_t filter_hash(const void *key, size_t len)
+{
+	return qli_hash64(key, len, FILTER_SEED);
+}
+
+void qli_segacc_key(qli_segacc *a, int ip, uint32_t id, const void *key,
+		    size_t len)
+{
+	if (a->by_id && id < (ip ? a->nai : a->nh)) {
+		a->kh[ip][id] = filter_hash(key, len);
+		a->nkh[ip]++;
+	}
+}
+
+int qli_segacc_add_ids(qli_segacc *a, const uint32_t *req,
+		       const uint32_t *tgt, const uint32_t *ip, uint32_t n,
+		       uint32_t blk)
+{
+	const uint32_t *col[3] = { req, tgt, ip };
+	pair32 **arr[3] = { &a->r, &a->t, &a->a };
+	size_t *len[3] = { &a->nr, &a->nt, &a->na };
+	size_t *cap[3] = { &a->capr, &a->capt, &a->capa };
+
+	if (!a->by_id)
+		return qli_err(QL_EINVAL, "index: id postings for a hash "
+			       "accumulator");
+	if (blk < a->last_blk)
+		a->unordered = 1;
+	a->last_blk = blk;
+	for (int c = 0; c < 3; c++) {
+		uint32_t lim = c == 2 ? a->nai : a->nh;
+
+		if (grow((void **)arr[c], cap[c], *len[c] + n, sizeof(pair32)))
+			return QL_ENOMEM;
+		for (uint32_t i = 0; i < n; i++) {
+			uint32_t id = col[c][i];
+
+			if (id >= lim)
+				return qli_err(QL_ECORRUPT, "index: id %u of "
+					       "%u out of range", id, lim);
+			if (a->seen[c][id] == blk + 1)
+				continue;
+			a->seen[c][id] = blk + 1;
+			(*arr[c])[(*len[c])++] = (pair32){ id, blk };
+		}
 	}
 	return 0;
 }
@@ -589,7 +679,7 @@ int qli_index_put_dir(qli_index *ix, const qli_segfile *sf)
 	v = calloc(1, len);
 	if (!v)
 		return qli_err(QL_ENOMEM, "out of memory");
-	v[0] = 1;
+	v[0] = 2; /* compact entries: id-keyed chunks */
 	v[1] = (uint8_t)sf->sealed;
 	v[2] = (uint8_t)sf->compact; /* blocks hold dictionary ids */
 	qli_put32(v + 4, sf->nblk);
@@ -768,9 +858,12 @@ static int drop_prefix(qli_index *ix, const uint8_t *prefix, size_t plen)
 static int sort_pairs(qli_segacc *acc)
 {
 	size_t big = acc->nr > acc->nt ? acc->nr : acc->nt;
-	size_t bytes = big * sizeof(pair32);
+	size_t bytes;
 	void *tmp;
 
+	if (acc->na > big)
+		big = acc->na;
+	bytes = big * sizeof(pair32);
 	if (acc->nip * sizeof(pairip) > bytes)
 		bytes = acc->nip * sizeof(pairip);
 	if (!bytes)
@@ -785,15 +878,184 @@ static int sort_pairs(qli_segacc *acc)
 			qsort(acc->r, acc->nr, sizeof(pair32), cmp_pair32);
 		if (acc->nt)
 			qsort(acc->t, acc->nt, sizeof(pair32), cmp_pair32);
+		if (acc->na)
+			qsort(acc->a, acc->na, sizeof(pair32), cmp_pair32);
 		if (acc->nip)
 			qsort(acc->ip, acc->nip, sizeof(pairip), cmp_pairip);
 	} else {
 		radix_sort(acc->r, tmp, acc->nr, sizeof(pair32), 4, 0);
 		radix_sort(acc->t, tmp, acc->nt, sizeof(pair32), 4, 0);
+		radix_sort(acc->a, tmp, acc->na, sizeof(pair32), 4, 0);
 		radix_sort(acc->ip, tmp, acc->nip, sizeof(pairip), 16, 1);
 	}
 	free(tmp);
 	return 0;
+}
+
+/* Appends the blocks of one id taken from the sorted pairs p[*i..] (the
+ * first, then differences) to v and moves *i past them; no count. */
+static void put_blocks(qli_buf *v, const pair32 *p, size_t *i, size_t e)
+{
+	uint32_t prev = 0;
+
+	for (size_t q = *i; q < e; q++) {
+		v->len += qli_put_varint(v->p + v->len, p[q].blk - prev);
+		prev = p[q].blk;
+	}
+	*i = e;
+}
+
+/* One id's entry: of an address, varint count and the blocks; of a
+ * handle (p2: its target pairs), varint 4·nr + min(nt, 3), varint nt - 3
+ * if nt >= 3, then nr blocks as requester and nt as target. Most ids are
+ * of rare handles seen in one role: one byte of counts. */
+static void put_entry(qli_buf *v, const pair32 *p1, size_t n1, size_t *i1,
+		      const pair32 *p2, size_t n2, size_t *i2, uint32_t id)
+{
+	size_t e1 = *i1, e2 = i2 ? *i2 : 0, nr, nt;
+
+	while (e1 < n1 && p1[e1].key == id)
+		e1++;
+	nr = e1 - *i1;
+	if (!p2) {
+		v->len += qli_put_varint(v->p + v->len, nr);
+		put_blocks(v, p1, i1, e1);
+		return;
+	}
+	while (e2 < n2 && p2[e2].key == id)
+		e2++;
+	nt = e2 - *i2;
+	v->len += qli_put_varint(v->p + v->len,
+				 4 * (uint64_t)nr + (nt < 3 ? nt : 3));
+	if (nt >= 3)
+		v->len += qli_put_varint(v->p + v->len, nt - 3);
+	put_blocks(v, p1, i1, e1);
+	put_blocks(v, p2, i2, e2);
+}
+
+/* Writes the id-keyed chunks of a compact segment (docs/FORMAT.md §6):
+ * type 'h' for ids 0..nid-1 of the handle dictionary (postings as
+ * requester, then as target), 'a' for the address dictionary (p2 NULL).
+ * The key ends with the chunk's first id; the ids themselves are
+ * implicit. A chunk is filled up to one LMDB overflow page. */
+static int put_idchunks(qli_index *ix, const uint8_t seg[SEGKEY], char type,
+			uint32_t nid, const pair32 *p1, size_t n1,
+			const pair32 *p2, size_t n2)
+{
+	uint8_t key[2 + SEGKEY + 4];
+	qli_buf v = { 0 }, e = { 0 };
+	size_t i1 = 0, i2 = 0;
+	uint32_t id = 0;
+	int rc = 0;
+
+	key[0] = 'S';
+	memcpy(key + 1, seg, SEGKEY);
+	key[1 + SEGKEY] = (uint8_t)type;
+	while (id < nid && !rc) {
+		uint32_t first = id, k = 0;
+
+		v.len = 0;
+		rc = qli_buf_reserve(&v, IDCHUNK_BYTES);
+		if (rc)
+			break;
+		v.p[2] = (uint8_t)type;
+		v.p[3] = 0;
+		v.len = 4;
+		while (id < nid && k < 0xffff) {
+			size_t b1 = i1, b2 = i2, s1 = i1, s2 = i2;
+
+			/* the id's entry, sized before it is written */
+			while (s1 < n1 && p1[s1].key == id)
+				s1++;
+			while (p2 && s2 < n2 && p2[s2].key == id)
+				s2++;
+			rc = qli_buf_reserve(&e, 10 + 5 * (s1 - i1 + s2 - i2));
+			if (rc)
+				break;
+			e.len = 0;
+			put_entry(&e, p1, n1, &i1, p2, n2, p2 ? &i2 : NULL,
+				  id);
+			if (k && v.len + e.len > IDCHUNK_BYTES) {
+				/* the id starts the next chunk */
+				i1 = b1;
+				i2 = b2;
+				break;
+			}
+			rc = qli_buf_reserve(&v, v.len + e.len);
+			if (rc)
+				break;
+			memcpy(v.p + v.len, e.p, e.len);
+			v.len += e.len;
+			id++;
+			k++;
+		}
+		if (rc)
+			break;
+		v.p[0] = (uint8_t)k;
+		v.p[1] = (uint8_t)(k >> 8);
+		put_be32(key + 2 + SEGKEY, first);
+		rc = put_flags(ix, key, sizeof(key), v.p, v.len, MDB_APPEND);
+	}
+	qli_buf_free(&v);
+	qli_buf_free(&e);
+	return rc;
+}
+
+static uint32_t filter_bytes(uint32_t nkeys)
+{
+	uint64_t b = ((uint64_t)nkeys * FILTER_BITS + 7) / 8;
+
+	return b < 8 ? 8 : b > UINT32_MAX / 8 ? UINT32_MAX / 8 : (uint32_t)b;
+}
+
+static void filter_bit(uint64_t h, uint32_t i, uint32_t nbits, uint32_t *at)
+{
+	uint32_t h1 = (uint32_t)h, h2 = (uint32_t)(h >> 32) | 1;
+
+	*at = (uint32_t)(((uint64_t)h1 + (uint64_t)i * h2) % nbits);
+}
+
+/* Writes the class filters of one dictionary of a compact segment
+ * (docs/FORMAT.md §6): a Bloom filter per frequency class, so that a
+ * lookup decodes the one page of the one class that holds its key. */
+static int put_filter(qli_index *ix, const uint8_t seg[SEGKEY], int ip,
+		      const qli_dict *d, const uint64_t *kh)
+{
+	uint8_t key[2 + SEGKEY + 4];
+	size_t len = 4 + 4 * (size_t)d->ncls;
+	uint8_t *v, *p;
+	int rc;
+
+	for (uint32_t c = 0; c < d->ncls; c++)
+		len += filter_bytes(d->cls[c + 1] - d->cls[c]);
+	v = calloc(1, len);
+	if (!v)
+		return qli_err(QL_ENOMEM, "out of memory");
+	v[0] = ip ? 'a' : 'h';
+	v[1] = FILTER_PROBES;
+	v[2] = (uint8_t)d->ncls;
+	v[3] = (uint8_t)(d->ncls >> 8);
+	p = v + 4 + 4 * (size_t)d->ncls;
+	for (uint32_t c = 0; c < d->ncls; c++) {
+		uint32_t nb = filter_bytes(d->cls[c + 1] - d->cls[c]);
+
+		qli_put32(v + 4 + 4 * (size_t)c, nb);
+		for (uint32_t id = d->cls[c]; id < d->cls[c + 1]; id++)
+			for (uint32_t i = 0; i < FILTER_PROBES; i++) {
+				uint32_t at;
+
+				filter_bit(kh[id], i, nb * 8, &at);
+				p[at / 8] |= (uint8_t)(1u << (at % 8));
+			}
+		p += nb;
+	}
+	key[0] = 'S';
+	memcpy(key + 1, seg, SEGKEY);
+	key[1 + SEGKEY] = 'f';
+	put_be32(key + 2 + SEGKEY, (uint32_t)ip);
+	rc = put(ix, key, sizeof(key), v, len);
+	free(v);
+	return rc;
 }
 
 int qli_index_seal(qli_index *ix, const qli_segfile *sf, qli_segacc *acc)
@@ -808,14 +1070,32 @@ int qli_index_seal(qli_index *ix, const qli_segfile *sf, qli_segacc *acc)
 	pre[0] = 'S';
 	if (!rc)
 		rc = drop_prefix(ix, pre, sizeof(pre));
+	if (!rc && acc->by_id != sf->compact)
+		rc = qli_err(QL_EINVAL, "index: %s keys for a %s segment",
+			     acc->by_id ? "id" : "hash",
+			     sf->compact ? "compact" : ".qls");
 	if (!rc)
 		rc = sort_pairs(acc);
-	if (!rc)
-		rc = put_chunks(ix, seg, 'i', acc->ip, acc->nip, 16);
-	if (!rc)
-		rc = put_chunks(ix, seg, 'r', acc->r, acc->nr, 4);
-	if (!rc)
-		rc = put_chunks(ix, seg, 't', acc->t, acc->nt, 4);
+	if (!rc && acc->by_id) {
+		rc = put_idchunks(ix, seg, 'a', acc->nai, acc->a, acc->na,
+				  NULL, 0);
+		if (!rc)
+			rc = put_idchunks(ix, seg, 'h', acc->nh, acc->r,
+					  acc->nr, acc->t, acc->nt);
+		/* without every key's hash (never expected), no filter:
+		 * lookups then try every class */
+		if (!rc && acc->nkh[0] == acc->nh && sf->dh.n == acc->nh)
+			rc = put_filter(ix, seg, 0, &sf->dh, acc->kh[0]);
+		if (!rc && acc->nkh[1] == acc->nai && sf->di.n == acc->nai)
+			rc = put_filter(ix, seg, 1, &sf->di, acc->kh[1]);
+	} else {
+		if (!rc)
+			rc = put_chunks(ix, seg, 'i', acc->ip, acc->nip, 16);
+		if (!rc)
+			rc = put_chunks(ix, seg, 'r', acc->r, acc->nr, 4);
+		if (!rc)
+			rc = put_chunks(ix, seg, 't', acc->t, acc->nt, 4);
+	}
 	if (!rc)
 		rc = qli_index_put_dir(ix, sf);
 	return rc;
@@ -872,10 +1152,13 @@ static int dir_parse(const MDB_val *v, qli_segfile *sf)
 	const uint8_t *p = v->mv_data;
 	uint32_t n;
 
-	if (v->mv_size < DIR_FIXED || p[0] != 1 || p[2] > 1 ||
+	if (v->mv_size < DIR_FIXED || p[0] < 1 || p[0] > 2 || p[2] > 1 ||
 	    (p[2] && !p[1]))
 		return qli_err(QL_ECORRUPT, "index: bad directory entry");
 	sf->compact = p[2];
+	/* version 1 (before 0.1.0's id-keyed chunks) indexed compact
+	 * segments by hash too: still read that way */
+	sf->ix_byid = p[2] && p[0] == 2;
 	n = qli_get32(p + 4);
 	if (v->mv_size != DIR_FIXED + (size_t)n * BLKENT)
 		return qli_err(QL_ECORRUPT, "index: directory size");
@@ -939,6 +1222,7 @@ int qli_index_check(qli_index *ix, const qli_segfile *sf, uint32_t *nblk,
 	if (d.sealed) {
 		*sealed_ok = sf->sealed && d.nblk == sf->nblk &&
 			     d.compact == sf->compact &&
+			     d.ix_byid == sf->compact &&
 			     d.seal_checksum == sf->seal_checksum;
 		*nblk = *sealed_ok ? sf->nblk : 0;
 	} else {
@@ -1277,4 +1561,193 @@ int qli_index_lookup_ip(qli_ixread *rt, const qli_segfile *sf,
 	if (!sf->sealed)
 		return summary_lookup(rt, sf, 0, 0, lo, hi, bits);
 	return sealed_lookup(rt, sf, 'i', lo, hi, 16, bits);
+}
+
+/* Positions rt->cur on the id-keyed chunk of type that holds id (the
+ * last chunk whose first id <= id). QL_ENOTFOUND if there is none. */
+static int id_seek(qli_ixread *rt, const qli_segfile *sf, char type,
+		   uint32_t id, MDB_val *k, MDB_val *v)
+{
+	uint8_t key[2 + SEGKEY + 4];
+	size_t plen = 2 + SEGKEY;
+	int mrc;
+
+	key[0] = 'S';
+	segkey(key + 1, sf->bucket_start, sf->gen);
+	key[1 + SEGKEY] = (uint8_t)type;
+	put_be32(key + plen, id);
+	k->mv_size = sizeof(key);
+	k->mv_data = key;
+	mrc = mdb_cursor_get(rt->cur, k, v, MDB_SET_RANGE);
+	if (mrc == MDB_NOTFOUND)
+		mrc = mdb_cursor_get(rt->cur, k, v, MDB_LAST);
+	else if (!mrc && (k->mv_size != sizeof(key) ||
+			  memcmp(k->mv_data, key, sizeof(key))))
+		mrc = mdb_cursor_get(rt->cur, k, v, MDB_PREV);
+	if (mrc == MDB_NOTFOUND)
+		return QL_ENOTFOUND;
+	if (mrc)
+		return mdb_fail(mrc, "lookup");
+	if (k->mv_size != sizeof(key) || memcmp(k->mv_data, key, plen))
+		return QL_ENOTFOUND;
+	return 0;
+}
+
+/* Walks one id-keyed chunk: for each id whose bit is set in want (or
+ * that equals one, when want is NULL), marks its postings in the roles
+ * asked for (a 'h' chunk has two lists an id, a 'a' chunk one). Stops
+ * with *past = 1 once an id above last is reached. */
+static int idchunk_scan(const MDB_val *k, const MDB_val *v, char type,
+			const uint8_t *want, uint32_t one, uint32_t last,
+			int roles, uint8_t *bits, uint32_t nblk, int *past)
+{
+	const uint8_t *p = v->mv_data, *end = p + v->mv_size;
+	uint32_t n, id, cnt[2] = { 0, 0 }, extra;
+	int lists = type == 'h' ? 2 : 1;
+
+	if (v->mv_size < 4 || p[2] != (uint8_t)type)
+		return qli_err(QL_ECORRUPT, "index: bad id chunk");
+	n = (uint32_t)p[0] | (uint32_t)p[1] << 8;
+	id = get_be32((const uint8_t *)k->mv_data + 2 + SEGKEY);
+	p += 4;
+	for (uint32_t j = 0; j < n; j++, id++) {
+		int in;
+
+		if (id > last) {
+			*past = 1;
+			return 0;
+		}
+		in = want ? (want[id / 8] >> (id % 8)) & 1 : id == one;
+		if (get_varint(&p, end, &cnt[0]))
+			return qli_err(QL_ECORRUPT, "index: id chunk counts");
+		if (type == 'h') {
+			cnt[1] = cnt[0] & 3;
+			cnt[0] >>= 2;
+			if (cnt[1] == 3) {
+				if (get_varint(&p, end, &extra) ||
+				    extra > UINT32_MAX - 3)
+					return qli_err(QL_ECORRUPT, "index: id "
+						       "chunk counts");
+				cnt[1] += extra;
+			}
+		}
+		for (int l = 0; l < lists; l++) {
+			int use = in && (type == 'a' ||
+					 (roles & (l ? QLI_LOOK_TGT
+						     : QLI_LOOK_REQ)));
+			uint32_t b = 0, d;
+
+			for (uint32_t i = 0; i < cnt[l]; i++) {
+				if (get_varint(&p, end, &d))
+					return qli_err(QL_ECORRUPT,
+						       "index: id chunk "
+						       "postings");
+				b += d;
+				if (use)
+					mark(bits, b, nblk);
+			}
+		}
+	}
+	return 0;
+}
+
+static int id_lookup(qli_ixread *rt, const qli_segfile *sf, char type,
+		     const uint8_t *want, uint32_t first, uint32_t last,
+		     int roles, uint8_t *bits)
+{
+	MDB_val k, v;
+	int past = 0, rc, mrc = 0;
+	uint8_t pre[2 + SEGKEY];
+
+	rc = id_seek(rt, sf, type, first, &k, &v);
+	if (rc == QL_ENOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	pre[0] = 'S';
+	segkey(pre + 1, sf->bucket_start, sf->gen);
+	pre[1 + SEGKEY] = (uint8_t)type;
+	while (!rc && !past) {
+		rc = idchunk_scan(&k, &v, type, want, first, last, roles, bits,
+				  sf->nblk, &past);
+		if (rc || past)
+			break;
+		mrc = mdb_cursor_get(rt->cur, &k, &v, MDB_NEXT);
+		if (mrc || k.mv_size != sizeof(pre) + 4 ||
+		    memcmp(k.mv_data, pre, sizeof(pre)) ||
+		    get_be32((const uint8_t *)k.mv_data + sizeof(pre)) > last)
+			break;
+	}
+	if (mrc && mrc != MDB_NOTFOUND)
+		return mdb_fail(mrc, "lookup");
+	return rc;
+}
+
+int qli_index_lookup_hid(qli_ixread *rt, const qli_segfile *sf,
+			 uint32_t hid, int roles, uint8_t *bits)
+{
+	return id_lookup(rt, sf, 'h', NULL, hid, hid, roles, bits);
+}
+
+int qli_index_lookup_aids(qli_ixread *rt, const qli_segfile *sf,
+			  const uint8_t *idset, uint32_t nid, uint8_t *bits)
+{
+	uint32_t first = 0, last;
+
+	while (first < nid && !((idset[first / 8] >> (first % 8)) & 1))
+		first++;
+	if (first == nid)
+		return 0;
+	last = nid - 1;
+	while (!((idset[last / 8] >> (last % 8)) & 1))
+		last--;
+	return id_lookup(rt, sf, 'a', idset, first, last, 0, bits);
+}
+
+int qli_index_filter(qli_ixread *rt, const qli_segfile *sf, int ip,
+		     const void *key, size_t len, uint64_t *mask)
+{
+	uint8_t k[2 + SEGKEY + 4];
+	const uint8_t *p, *bits;
+	uint64_t h = filter_hash(key, len);
+	uint32_t ncls, probes;
+	size_t need;
+	MDB_val v;
+	int rc;
+
+	k[0] = 'S';
+	segkey(k + 1, sf->bucket_start, sf->gen);
+	k[1 + SEGKEY] = 'f';
+	put_be32(k + 2 + SEGKEY, (uint32_t)ip);
+	rc = rtxn_get(rt->txn, rt->dbi, k, sizeof(k), &v);
+	if (rc)
+		return rc;
+	p = v.mv_data;
+	if (v.mv_size < 4 || p[0] != (ip ? 'a' : 'h'))
+		return qli_err(QL_ECORRUPT, "index: bad class filter");
+	probes = p[1];
+	ncls = (uint32_t)p[2] | (uint32_t)p[3] << 8;
+	need = 4 + 4 * (size_t)ncls;
+	if (ncls != (ip ? sf->di.ncls : sf->dh.ncls) || v.mv_size < need)
+		return qli_err(QL_ECORRUPT, "index: bad class filter");
+	bits = p + need;
+	*mask = 0;
+	for (uint32_t c = 0; c < ncls; c++) {
+		uint32_t nb = qli_get32(p + 4 + 4 * (size_t)c), i;
+
+		if (!nb || nb > v.mv_size - need)
+			return qli_err(QL_ECORRUPT, "index: bad class filter");
+		for (i = 0; i < probes; i++) {
+			uint32_t at;
+
+			filter_bit(h, i, nb * 8, &at);
+			if (!((bits[at / 8] >> (at % 8)) & 1))
+				break;
+		}
+		if (i == probes && c < 64)
+			*mask |= 1ULL << c;
+		bits += nb;
+		need += nb;
+	}
+	return 0;
 }

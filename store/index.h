@@ -8,7 +8,10 @@
  *
  *   'D' seg                      -> the segment's block directory
  *   'B' seg blk                  -> summary of one block (unsealed segment)
- *   'S' seg type firstkey        -> a chunk of a sealed segment's index
+ *   'S' seg type firstkey        -> a chunk of a sealed segment's index:
+ *                                   of a .qls file keyed by handle hash
+ *                                   and address, of a compact one by
+ *                                   dictionary id (keys implicit)
  *
  * seg = 8-byte big-endian bucket start (sign bit flipped) + 4-byte
  * generation, so one segment's keys are contiguous (expiry deletes one
@@ -61,6 +64,18 @@ void qli_segacc_free(qli_segacc *a);
 
 /* Adds one block's keys to acc (no index write). */
 int qli_segacc_add(qli_segacc *a, const qli_summary *s, uint32_t blk);
+
+/* A compact segment's keys are its dictionary ids: set_ids turns a new,
+ * empty acc into one for nh handle and na address ids; add_ids adds the
+ * ids of one block (n records; repeats are fine). */
+int qli_segacc_set_ids(qli_segacc *a, uint32_t nh, uint32_t na);
+int qli_segacc_add_ids(qli_segacc *a, const uint32_t *req,
+		       const uint32_t *tgt, const uint32_t *ip, uint32_t n,
+		       uint32_t blk);
+/* The key of handle (ip = 0) or address (ip = 1) id, for the class
+ * filters; every id's key must be given for them to be written. */
+void qli_segacc_key(qli_segacc *a, int ip, uint32_t id, const void *key,
+		    size_t len);
 
 /* ---- writer (one thread) ---- */
 
@@ -118,5 +133,18 @@ int qli_index_lookup_handle(qli_ixread *rt, const qli_segfile *sf,
 int qli_index_lookup_ip(qli_ixread *rt, const qli_segfile *sf,
 			const uint8_t lo[16], const uint8_t hi[16],
 			uint8_t *bits);
+/* The same for a compact segment indexed by id (sf->ix_byid): handle
+ * id hid, or every address id set in the bitmap idset (nid ids). */
+int qli_index_lookup_hid(qli_ixread *rt, const qli_segfile *sf,
+			 uint32_t hid, int roles, uint8_t *bits);
+int qli_index_lookup_aids(qli_ixread *rt, const qli_segfile *sf,
+			  const uint8_t *idset, uint32_t nid, uint8_t *bits);
+/* The frequency classes of a compact segment's handle (ip = 0) or
+ * address (ip = 1) dictionary that may hold key: bit c of *mask for class
+ * c (classes 64 and up are never excluded by the caller). sf's
+ * dictionaries must be loaded. QL_ENOTFOUND when the index has no
+ * filter (then every class may). */
+int qli_index_filter(qli_ixread *rt, const qli_segfile *sf, int ip,
+		     const void *key, size_t len, uint64_t *mask);
 
 #endif

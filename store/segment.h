@@ -42,6 +42,8 @@ typedef struct qli_segfile {
 	uint64_t seal_checksum; /* chained over the frames' checksums */
 	int compact;        /* a .qlc file (version 2): blocks hold ids */
 	qli_dict dh, di;    /* compact: handle and address dictionaries */
+	int ix_byid;        /* from the index: its postings are keyed by
+			     * dictionary id (compact, directory version 2) */
 } qli_segfile;
 
 /* The 48-byte form of a block directory entry (seal frame and index). */

@@ -11,10 +11,17 @@
  * between block writes and their index commit (what a crash leaves). */
 #include "testutil.h"
 
+#include "dict.h"
+#include "index.h"
+#include "store_int.h"
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <sys/stat.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -329,6 +336,157 @@ static void test_queries_match_model_in_every_phase(void **state)
 	print_message("%u queries checked against the model\n", nq);
 }
 
+/* A compact segment's index, checked against the file itself: for every
+ * handle and address id, the blocks the id-keyed chunks give are exactly
+ * the blocks that hold the id, and the class filter of its key admits its
+ * frequency class (a Bloom filter may admit more, never less). */
+static void check_compact_index(fx *f, qli_index *ix, int segdir,
+				const char *name, unsigned *nids,
+				unsigned *extra)
+{
+	qli_segfile sf;
+	qli_ixread *rt = NULL;
+	qli_decoder *d = qli_decoder_new();
+	qli_block blk = { 0 };
+	qli_buf buf = { 0 };
+	qli_frame_hdr h;
+	uint8_t **truth[2];
+	int64_t start;
+	uint32_t gen;
+
+	(void)f;
+	assert_int_equal(qli_segfile_load(&sf, segdir, name, 0), 0);
+	assert_int_equal(qli_segfile_load_dicts(&sf), 0);
+	/* truth[ip][id]: bitmap of the blocks that hold the id (handles:
+	 * as requester or target) */
+	for (int ip = 0; ip < 2; ip++) {
+		uint32_t n = ip ? sf.di.n : sf.dh.n;
+
+		truth[ip] = calloc(n, sizeof(uint8_t *));
+		for (uint32_t i = 0; i < n; i++)
+			truth[ip][i] = calloc(sf.nblk / 8 + 1, 1);
+	}
+	for (uint32_t b = 0; b < sf.nblk; b++) {
+		assert_int_equal(qli_segfile_read_block(&sf, b, &buf, &h), 0);
+		assert_int_equal(qli_idblock_decode(d, &blk, &h,
+						    buf.p + QLI_FRAME_HDR,
+						    sf.dh.n, sf.di.n), 0);
+		for (uint32_t i = 0; i < blk.n; i++) {
+			truth[0][blk.req[i]][b / 8] |= (uint8_t)(1 << (b % 8));
+			truth[0][blk.tgt[i]][b / 8] |= (uint8_t)(1 << (b % 8));
+			truth[1][blk.ipi[i]][b / 8] |= (uint8_t)(1 << (b % 8));
+		}
+	}
+	assert_int_equal(qli_seg_name_parse(name, &start, &gen), 0);
+	assert_int_equal(qli_index_begin(ix, &rt), 0);
+	{
+		qli_segfile dir;
+
+		memset(&dir, 0, sizeof(dir));
+		assert_int_equal(qli_index_get_dir(rt, start, gen,
+						   sf.bucket_width, &dir), 0);
+		assert_true(dir.compact && dir.ix_byid);
+		qli_segfile_close(&dir);
+	}
+	for (int ip = 0; ip < 2; ip++) {
+		const qli_dict *dc = ip ? &sf.di : &sf.dh;
+		uint32_t n = dc->n;
+		uint8_t *set = calloc(n / 8 + 1, 1);
+
+		for (uint32_t k = 0; k < dc->npage; k++) {
+			qli_dpage pg = { 0 };
+			uint32_t cls = 0;
+
+			assert_int_equal(qli_segfile_read_page(&sf, ip, k, &buf,
+							       &h), 0);
+			assert_int_equal(qli_dpage_decode(d, &pg, &h,
+							  buf.p + QLI_FRAME_HDR,
+							  dc->page[k].first), 0);
+			while (dc->cls[cls + 1] <= pg.first)
+				cls++;
+			for (uint32_t i = 0; i < pg.count; i++) {
+				uint32_t id = pg.first + i;
+				uint8_t *bits = calloc(sf.nblk / 8 + 1, 1);
+				uint64_t mask = 0;
+
+				if (ip) {
+					set[id / 8] = (uint8_t)(1 << (id % 8));
+					assert_int_equal(qli_index_lookup_aids(
+						rt, &sf, set, n, bits), 0);
+					set[id / 8] = 0;
+				} else {
+					assert_int_equal(qli_index_lookup_hid(
+						rt, &sf, id,
+						QLI_LOOK_REQ | QLI_LOOK_TGT,
+						bits), 0);
+				}
+				assert_memory_equal(bits, truth[ip][id],
+						    sf.nblk / 8 + 1);
+				assert_int_equal(qli_index_filter(
+					rt, &sf, ip,
+					ip ? (const void *)pg.ip[i]
+					   : (const void *)pg.key[i],
+					ip ? 16 : pg.len[i], &mask), 0);
+				assert_true((mask >> cls) & 1);
+				*extra += (unsigned)__builtin_popcountll(mask) - 1;
+				(*nids)++;
+				free(bits);
+			}
+			qli_dpage_free(&pg);
+		}
+		for (uint32_t i = 0; i < n; i++)
+			free(truth[ip][i]);
+		free(truth[ip]);
+		free(set);
+	}
+	qli_index_end(rt);
+	qli_block_free(&blk);
+	qli_buf_free(&buf);
+	qli_decoder_free(d);
+	qli_segfile_close(&sf);
+}
+
+static void test_compact_index_matches_files(void **state)
+{
+	fx *f = *state;
+	qli_index *ix = NULL;
+	char path[400];
+	int dirfd, segdir;
+	unsigned nseg = 0, nids = 0, extra = 0;
+	struct dirent *e;
+	DIR *dh;
+
+	f->now = T_EPOCH + 8 * T_HOUR;
+	assert_int_equal(ql_open(&f->s, f->dir, &f->opt), 0);
+	add(f, NREC, T_EPOCH, 6 * T_HOUR);
+	f->now = T_EPOCH + 13 * T_HOUR;
+	assert_int_equal(ql_maintain(f->s), 0); /* seals and compacts */
+	dirfd = open(f->dir, O_RDONLY | O_DIRECTORY);
+	snprintf(path, sizeof(path), "%s/seg", f->dir);
+	segdir = open(path, O_RDONLY | O_DIRECTORY);
+	assert_true(dirfd >= 0 && segdir >= 0);
+	assert_int_equal(qli_index_open(&ix, dirfd, f->dir, 0, 0, 0), 0);
+	assert_non_null(ix);
+	dh = opendir(path);
+	while ((e = readdir(dh))) {
+		size_t l = strlen(e->d_name);
+
+		if (l > 4 && !strcmp(e->d_name + l - 4, ".qlc")) {
+			check_compact_index(f, ix, segdir, e->d_name, &nids,
+					    &extra);
+			nseg++;
+		}
+	}
+	closedir(dh);
+	qli_index_close(ix);
+	close(segdir);
+	close(dirfd);
+	assert_true(nseg >= 6);
+	print_message("%u compact segments, %u ids: postings exact, every "
+		      "key admitted by its class filter (%u extra classes "
+		      "admitted)\n", nseg, nids, extra);
+}
+
 static void test_bad_queries_refused(void **state)
 {
 	fx *f = *state;
@@ -357,6 +515,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_queries_match_model_in_every_phase, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_compact_index_matches_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_queries_refused,
 						setup, teardown),
 	};
