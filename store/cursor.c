@@ -21,6 +21,7 @@
 #include "vfs.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,12 +184,139 @@ static int cs_page(ql_cursor *c, size_t seg, int ip, uint32_t k,
 	return 0;
 }
 
+/* ---- dictionary directories kept across cursors ---- */
+
+#define DCACHE_N 128 /* segments: four months of daily buckets */
+
+typedef struct dcent {
+	int64_t bucket;
+	uint32_t gen, nblk;
+	uint64_t seal_checksum, used;
+	qli_dict dh, di;
+} dcent;
+
+struct qli_dcache {
+	dcent e[DCACHE_N];
+	size_t n;
+	uint64_t clock;
+};
+
+/* One lock for every store's cache: held for a copy, never for I/O. */
+static pthread_mutex_t dcache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int dict_copy(qli_dict *dst, const qli_dict *src)
+{
+	*dst = *src;
+	dst->page = malloc((src->npage ? src->npage : 1) * sizeof(*src->page));
+	dst->cls = malloc((src->ncls + 1) * sizeof(*src->cls));
+	dst->keys = malloc(src->keys_len ? src->keys_len : 1);
+	if (!dst->page || !dst->cls || !dst->keys) {
+		qli_dict_free(dst);
+		return qli_err(QL_ENOMEM, "out of memory");
+	}
+	memcpy(dst->page, src->page, src->npage * sizeof(*src->page));
+	memcpy(dst->cls, src->cls, (src->ncls + 1) * sizeof(*src->cls));
+	memcpy(dst->keys, src->keys, src->keys_len);
+	return 0;
+}
+
+void qli_dcache_free(struct qli_dcache *c)
+{
+	for (size_t i = 0; c && i < c->n; i++) {
+		qli_dict_free(&c->e[i].dh);
+		qli_dict_free(&c->e[i].di);
+	}
+	free(c);
+}
+
+static int dcent_is(const dcent *e, const qli_segfile *sf)
+{
+	return e->bucket == sf->bucket_start && e->gen == sf->gen &&
+	       e->nblk == sf->nblk && e->seal_checksum == sf->seal_checksum;
+}
+
+/* Copies sf's dictionaries from the cache: 1 if they were there. */
+static int dcache_get(ql_store *s, qli_segfile *sf)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&dcache_mu);
+	for (size_t i = 0; s->dcache && i < s->dcache->n; i++) {
+		dcent *e = &s->dcache->e[i];
+
+		if (!dcent_is(e, sf))
+			continue;
+		e->used = ++s->dcache->clock;
+		rc = !dict_copy(&sf->dh, &e->dh) && !dict_copy(&sf->di, &e->di);
+		if (!rc) {
+			qli_dict_free(&sf->dh);
+			qli_dict_free(&sf->di);
+			qli_clear_err();
+		}
+		break;
+	}
+	pthread_mutex_unlock(&dcache_mu);
+	return rc;
+}
+
+/* Keeps a copy of sf's dictionaries (best effort: a full or failed
+ * cache only costs the next cursor a read of the seal). */
+static void dcache_put(ql_store *s, const qli_segfile *sf)
+{
+	dcent *e = NULL;
+
+	pthread_mutex_lock(&dcache_mu);
+	if (!s->dcache)
+		s->dcache = calloc(1, sizeof(*s->dcache));
+	if (s->dcache) {
+		struct qli_dcache *c = s->dcache;
+
+		for (size_t i = 0; i < c->n && !e; i++)
+			if (dcent_is(&c->e[i], sf))
+				e = &c->e[i]; /* another cursor put it */
+		if (e) {
+			e = NULL;
+		} else if (c->n < DCACHE_N) {
+			e = &c->e[c->n++];
+		} else {
+			e = &c->e[0];
+			for (size_t i = 1; i < c->n; i++)
+				if (c->e[i].used < e->used)
+					e = &c->e[i];
+			qli_dict_free(&e->dh);
+			qli_dict_free(&e->di);
+		}
+	}
+	if (e) {
+		e->bucket = sf->bucket_start;
+		e->gen = sf->gen;
+		e->nblk = sf->nblk;
+		e->seal_checksum = sf->seal_checksum;
+		e->used = ++s->dcache->clock;
+		if (dict_copy(&e->dh, &sf->dh) || dict_copy(&e->di, &sf->di)) {
+			qli_dict_free(&e->dh);
+			qli_dict_free(&e->di);
+			e->nblk = UINT32_MAX; /* matches nothing */
+			e->seal_checksum = 0;
+			qli_clear_err();
+		}
+	}
+	pthread_mutex_unlock(&dcache_mu);
+}
+
 static int cs_ready(ql_cursor *c, size_t seg)
 {
 	qli_segfile *sf = &c->segs[seg];
 	int rc = seg_open(c, sf);
 
-	return rc ? rc : qli_segfile_load_dicts(sf);
+	if (rc || sf->dh.page || sf->di.page || !sf->compact)
+		return rc;
+	if (dcache_get(c->s, sf))
+		return 0;
+	rc = qli_segfile_load_dicts(sf);
+	if (!rc)
+		dcache_put(c->s, sf);
+	return rc;
 }
 
 /* First page of a dictionary whose first id is >= id. */

@@ -1474,6 +1474,7 @@ static void store_free(ql_store *s)
 	free(s->wb);
 	qli_index_close(s->ix);
 	qli_summary_free(&s->sum);
+	qli_dcache_free(s->dcache);
 	if (s->segdir >= 0)
 		qli_vfs_cur->close(s->segdir);
 	if (s->lockfd >= 0)

@@ -61,6 +61,11 @@ typedef struct qli_bucket {
 	int ix_dirty;         /* active's directory entry is stale */
 } qli_bucket;
 
+/* Compact segments' dictionary directories, kept across cursors
+ * (cursor.c): a .qlc file never changes once it has its name. */
+struct qli_dcache;
+void qli_dcache_free(struct qli_dcache *c);
+
 struct ql_store {
 	char *path;
 	int dirfd, segdir, lockfd;
@@ -91,6 +96,7 @@ struct ql_store {
 	 * next call (taken and put back without the mutex) */
 	_Atomic(struct qli_scratch *) scratch;
 
+	struct qli_dcache *dcache; /* cursor.c */
 	uint64_t seq;          /* records accepted */
 	uint64_t sync_req;     /* highest seq a caller wants durable */
 	uint64_t durable_seq;  /* all records <= this are durable */
