@@ -594,21 +594,35 @@ static int index_candidates(ql_cursor *c, qli_ixread *rt, size_t seg,
 		/* postings by dictionary id: the query's ids first */
 		cseg *cs = &c->cs[seg];
 		int ip = c->q.match != QL_MATCH_HANDLE;
+		uint32_t ncls = 0;
 
-		rc = cs_ready(c, seg);
-		/* exact keys: the classes the filters allow */
-		if (!rc && (!ip || !memcmp(c->lo, c->hi, 16))) {
+		/* exact keys: the classes the filters allow; none, and the
+		 * segment's file is not even opened */
+		rc = 0;
+		if (!ip || !memcmp(c->lo, c->hi, 16)) {
 			rc = qli_index_filter(rt, sf, ip,
 					      ip ? (const void *)c->lo
 						 : (const void *)c->handle,
 					      ip ? 16 : strlen(c->handle),
-					      &cs->mask);
+					      &cs->mask, &ncls);
 			if (rc == QL_ENOTFOUND) {
 				qli_clear_err();
 				cs->mask = ~0ULL;
+				ncls = UINT32_MAX;
 				rc = 0;
 			}
 		}
+		if (!rc && !cs->mask && ncls) {
+			*out = bits; /* no candidate */
+			if (!ip)
+				cs->hid = -1;
+			return 0;
+		}
+		if (!rc)
+			rc = cs_ready(c, seg);
+		if (!rc && ncls != UINT32_MAX && ncls &&
+		    ncls != (ip ? sf->di.ncls : sf->dh.ncls))
+			cs->mask = ~0ULL; /* not this file's classes */
 		if (!rc && !ip) {
 			rc = cs_handle_id(c, seg);
 			if (!rc && cs->hid >= 0)

@@ -1705,7 +1705,8 @@ int qli_index_lookup_aids(qli_ixread *rt, const qli_segfile *sf,
 }
 
 int qli_index_filter(qli_ixread *rt, const qli_segfile *sf, int ip,
-		     const void *key, size_t len, uint64_t *mask)
+		     const void *key, size_t len, uint64_t *mask,
+		     uint32_t *ncls_out)
 {
 	uint8_t k[2 + SEGKEY + 4];
 	const uint8_t *p, *bits;
@@ -1728,8 +1729,9 @@ int qli_index_filter(qli_ixread *rt, const qli_segfile *sf, int ip,
 	probes = p[1];
 	ncls = (uint32_t)p[2] | (uint32_t)p[3] << 8;
 	need = 4 + 4 * (size_t)ncls;
-	if (ncls != (ip ? sf->di.ncls : sf->dh.ncls) || v.mv_size < need)
+	if (v.mv_size < need)
 		return qli_err(QL_ECORRUPT, "index: bad class filter");
+	*ncls_out = ncls;
 	bits = p + need;
 	*mask = 0;
 	for (uint32_t c = 0; c < ncls; c++) {

@@ -141,10 +141,12 @@ int qli_index_lookup_aids(qli_ixread *rt, const qli_segfile *sf,
 			  const uint8_t *idset, uint32_t nid, uint8_t *bits);
 /* The frequency classes of a compact segment's handle (ip = 0) or
  * address (ip = 1) dictionary that may hold key: bit c of *mask for class
- * c (classes 64 and up are never excluded by the caller). sf's
- * dictionaries must be loaded. QL_ENOTFOUND when the index has no
- * filter (then every class may). */
+ * c (classes 64 and up are never excluded by the caller); *ncls gets the
+ * filter's class count, which the caller checks against the dictionary
+ * (a mismatch: use no filter). QL_ENOTFOUND when the index has no filter
+ * (then every class may). */
 int qli_index_filter(qli_ixread *rt, const qli_segfile *sf, int ip,
-		     const void *key, size_t len, uint64_t *mask);
+		     const void *key, size_t len, uint64_t *mask,
+		     uint32_t *ncls);
 
 #endif

@@ -408,6 +408,7 @@ static void check_compact_index(fx *f, qli_index *ix, int segdir,
 				uint32_t id = pg.first + i;
 				uint8_t *bits = calloc(sf.nblk / 8 + 1, 1);
 				uint64_t mask = 0;
+				uint32_t ncls = 0;
 
 				if (ip) {
 					set[id / 8] = (uint8_t)(1 << (id % 8));
@@ -426,7 +427,9 @@ static void check_compact_index(fx *f, qli_index *ix, int segdir,
 					rt, &sf, ip,
 					ip ? (const void *)pg.ip[i]
 					   : (const void *)pg.key[i],
-					ip ? 16 : pg.len[i], &mask), 0);
+					ip ? 16 : pg.len[i], &mask, &ncls),
+						 0);
+				assert_int_equal(ncls, dc->ncls);
 				assert_true((mask >> cls) & 1);
 				*extra += (unsigned)__builtin_popcountll(mask) - 1;
 				(*nids)++;
