@@ -122,68 +122,6 @@ static void match_records(ql_cursor *c, cblock *cb, uint32_t hid,
 	}
 }
 
-/* ---- compact segments ---- */
-
-static void cseg_release(cseg *cs, const qli_segfile *sf)
-{
-	for (uint32_t k = 0; cs->hp && k < sf->dh.npage; k++)
-		qli_dpage_free(&cs->hp[k]);
-	for (uint32_t k = 0; cs->ip && k < sf->di.npage; k++)
-		qli_dpage_free(&cs->ip[k]);
-	free(cs->hp);
-	free(cs->ip);
-	free(cs->ipset);
-	cs->hp = cs->ip = NULL;
-	cs->ipset = NULL;
-	cs->hid = -2;
-	cs->mask = ~0ULL;
-}
-
-/* Opens a segment file for reading once (lazily). */
-static int seg_open(ql_cursor *c, qli_segfile *sf)
-{
-	if (sf->fd >= 0)
-		return 0;
-	sf->fd = qli_vfs_cur->openat(c->s->segdir, sf->name, O_RDONLY, 0);
-	if (sf->fd < 0 && errno == ENOENT)
-		/* deleted by expiry after this cursor started: a clean
-		 * error, never a silently shorter answer */
-		return qli_err(QL_ENOTFOUND, "segment %s was expired while "
-			       "this cursor read; open a new cursor",
-			       sf->name);
-	if (sf->fd < 0)
-		return qli_errno(errno, "open segment", sf->name);
-	return 0;
-}
-
-/* Page k of a compact segment's handle (ip = 0) or address dictionary,
- * decoded once. */
-static int cs_page(ql_cursor *c, size_t seg, int ip, uint32_t k,
-		   const qli_dpage **out)
-{
-	qli_segfile *sf = &c->segs[seg];
-	cseg *cs = &c->cs[seg];
-	const qli_dict *d = ip ? &sf->di : &sf->dh;
-	qli_dpage **arr = ip ? &cs->ip : &cs->hp;
-	qli_frame_hdr h;
-	int rc;
-
-	if (!*arr && !(*arr = calloc(d->npage ? d->npage : 1,
-				     sizeof(**arr))))
-		return qli_err(QL_ENOMEM, "out of memory");
-	if (!(*arr)[k].count) {
-		rc = qli_segfile_read_page(sf, ip, k, &c->buf, &h);
-		if (!rc)
-			rc = qli_dpage_decode(c->dec, &(*arr)[k], &h,
-					      c->buf.p + QLI_FRAME_HDR,
-					      d->page[k].first);
-		if (rc)
-			return rc;
-	}
-	*out = &(*arr)[k];
-	return 0;
-}
-
 /* ---- dictionary directories kept across cursors ---- */
 
 #define DCACHE_N 128 /* segments: four months of daily buckets */
@@ -195,10 +133,23 @@ typedef struct dcent {
 	qli_dict dh, di;
 } dcent;
 
+/* Decoded dictionary pages, direct-mapped by (segment, page): at most
+ * PCACHE_N pages of at most 256 keys (~5 KB a handle page). */
+#define PCACHE_N 4096
+
+typedef struct pcent {
+	int64_t bucket;
+	uint32_t gen, k;
+	uint64_t seal_checksum;
+	int ip;
+	qli_dpage pg; /* count 0: empty */
+} pcent;
+
 struct qli_dcache {
 	dcent e[DCACHE_N];
 	size_t n;
 	uint64_t clock;
+	pcent *pc; /* PCACHE_N, allocated with the first page */
 };
 
 /* One lock for every store's cache: held for a copy, never for I/O. */
@@ -226,7 +177,78 @@ void qli_dcache_free(struct qli_dcache *c)
 		qli_dict_free(&c->e[i].dh);
 		qli_dict_free(&c->e[i].di);
 	}
+	for (size_t i = 0; c && c->pc && i < PCACHE_N; i++)
+		qli_dpage_free(&c->pc[i].pg);
+	if (c)
+		free(c->pc);
 	free(c);
+}
+
+static pcent *pcache_slot(struct qli_dcache *c, const qli_segfile *sf,
+			  int ip, uint32_t k)
+{
+	uint64_t h = (uint64_t)sf->bucket_start * 0x9e3779b97f4a7c15ULL ^
+		     ((uint64_t)sf->gen << 40) ^ ((uint64_t)k << 1) ^
+		     (uint64_t)ip ^ sf->seal_checksum;
+
+	h ^= h >> 29;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 32;
+	return &c->pc[h % PCACHE_N];
+}
+
+static int pcent_is(const pcent *e, const qli_segfile *sf, int ip,
+		    uint32_t k)
+{
+	return e->pg.count && e->bucket == sf->bucket_start &&
+	       e->gen == sf->gen && e->seal_checksum == sf->seal_checksum &&
+	       e->ip == ip && e->k == k;
+}
+
+/* Copies page k of sf from the cache into *pg: 1 if it was there. */
+static int pcache_get(ql_store *s, const qli_segfile *sf, int ip,
+		      uint32_t k, qli_dpage *pg)
+{
+	int hit = 0;
+
+	pthread_mutex_lock(&dcache_mu);
+	if (s->dcache && s->dcache->pc) {
+		pcent *e = pcache_slot(s->dcache, sf, ip, k);
+
+		if (pcent_is(e, sf, ip, k)) {
+			hit = !qli_dpage_copy(pg, &e->pg);
+			if (!hit)
+				qli_clear_err();
+		}
+	}
+	pthread_mutex_unlock(&dcache_mu);
+	return hit;
+}
+
+static void pcache_put(ql_store *s, const qli_segfile *sf, int ip,
+		       uint32_t k, const qli_dpage *pg)
+{
+	pthread_mutex_lock(&dcache_mu);
+	if (!s->dcache)
+		s->dcache = calloc(1, sizeof(*s->dcache));
+	if (s->dcache && !s->dcache->pc)
+		s->dcache->pc = calloc(PCACHE_N, sizeof(pcent));
+	if (s->dcache && s->dcache->pc) {
+		pcent *e = pcache_slot(s->dcache, sf, ip, k);
+
+		qli_dpage_free(&e->pg);
+		if (qli_dpage_copy(&e->pg, pg)) {
+			memset(&e->pg, 0, sizeof(e->pg));
+			qli_clear_err();
+		} else {
+			e->bucket = sf->bucket_start;
+			e->gen = sf->gen;
+			e->seal_checksum = sf->seal_checksum;
+			e->ip = ip;
+			e->k = k;
+		}
+	}
+	pthread_mutex_unlock(&dcache_mu);
 }
 
 static int dcent_is(const dcent *e, const qli_segfile *sf)
@@ -302,6 +324,69 @@ static void dcache_put(ql_store *s, const qli_segfile *sf)
 		}
 	}
 	pthread_mutex_unlock(&dcache_mu);
+}
+
+/* ---- compact segments ---- */
+
+static void cseg_release(cseg *cs, const qli_segfile *sf)
+{
+	for (uint32_t k = 0; cs->hp && k < sf->dh.npage; k++)
+		qli_dpage_free(&cs->hp[k]);
+	for (uint32_t k = 0; cs->ip && k < sf->di.npage; k++)
+		qli_dpage_free(&cs->ip[k]);
+	free(cs->hp);
+	free(cs->ip);
+	free(cs->ipset);
+	cs->hp = cs->ip = NULL;
+	cs->ipset = NULL;
+	cs->hid = -2;
+	cs->mask = ~0ULL;
+}
+
+/* Opens a segment file for reading once (lazily). */
+static int seg_open(ql_cursor *c, qli_segfile *sf)
+{
+	if (sf->fd >= 0)
+		return 0;
+	sf->fd = qli_vfs_cur->openat(c->s->segdir, sf->name, O_RDONLY, 0);
+	if (sf->fd < 0 && errno == ENOENT)
+		/* deleted by expiry after this cursor started: a clean
+		 * error, never a silently shorter answer */
+		return qli_err(QL_ENOTFOUND, "segment %s was expired while "
+			       "this cursor read; open a new cursor",
+			       sf->name);
+	if (sf->fd < 0)
+		return qli_errno(errno, "open segment", sf->name);
+	return 0;
+}
+
+/* Page k of a compact segment's handle (ip = 0) or address dictionary,
+ * decoded once. */
+static int cs_page(ql_cursor *c, size_t seg, int ip, uint32_t k,
+		   const qli_dpage **out)
+{
+	qli_segfile *sf = &c->segs[seg];
+	cseg *cs = &c->cs[seg];
+	const qli_dict *d = ip ? &sf->di : &sf->dh;
+	qli_dpage **arr = ip ? &cs->ip : &cs->hp;
+	qli_frame_hdr h;
+	int rc;
+
+	if (!*arr && !(*arr = calloc(d->npage ? d->npage : 1,
+				     sizeof(**arr))))
+		return qli_err(QL_ENOMEM, "out of memory");
+	if (!(*arr)[k].count && !pcache_get(c->s, sf, ip, k, &(*arr)[k])) {
+		rc = qli_segfile_read_page(sf, ip, k, &c->buf, &h);
+		if (!rc)
+			rc = qli_dpage_decode(c->dec, &(*arr)[k], &h,
+					      c->buf.p + QLI_FRAME_HDR,
+					      d->page[k].first);
+		if (rc)
+			return rc;
+		pcache_put(c->s, sf, ip, k, &(*arr)[k]);
+	}
+	*out = &(*arr)[k];
+	return 0;
 }
 
 static int cs_ready(ql_cursor *c, size_t seg)

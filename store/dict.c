@@ -45,6 +45,28 @@ void qli_dpage_free(qli_dpage *p)
 	memset(p, 0, sizeof(*p));
 }
 
+int qli_dpage_copy(qli_dpage *dst, const qli_dpage *src)
+{
+	uint8_t *m = malloc(src->mem_len ? src->mem_len : 1);
+
+	memset(dst, 0, sizeof(*dst));
+	if (!m)
+		return qli_err(QL_ENOMEM, "out of memory");
+	memcpy(m, src->mem, src->mem_len);
+	*dst = *src;
+	dst->mem = m;
+	if (src->ip) {
+		dst->ip = (void *)m;
+	} else {
+		dst->key = (char **)(void *)m;
+		dst->len = (uint8_t *)(dst->key + src->count);
+		for (uint32_t i = 0; i < src->count; i++)
+			dst->key[i] = (char *)m +
+				      (src->key[i] - (const char *)src->mem);
+	}
+	return 0;
+}
+
 int qli_dpage_encode(qli_encoder *e, qli_buf *out, int ip,
 		     const uint8_t *const *key, const uint8_t *len,
 		     uint32_t count, uint32_t first, qli_frame_hdr *h)
@@ -113,6 +135,7 @@ int qli_dpage_decode(qli_decoder *d, qli_dpage *pg, const qli_frame_hdr *h,
 	}
 	qli_dpage_free(pg);
 	pg->mem = malloc(need ? need : 1);
+	pg->mem_len = need;
 	if (!pg->mem) {
 		free(raw);
 		return qli_err(QL_ENOMEM, "out of memory");

@@ -55,9 +55,12 @@ typedef struct qli_dpage {
 	uint8_t (*ip)[16];   /* address pages */
 	uint8_t *len;        /* handle lengths */
 	void *mem;
+	size_t mem_len;
 } qli_dpage;
 
 void qli_dpage_free(qli_dpage *p);
+/* A deep copy of a decoded page (dst is overwritten, not freed). */
+int qli_dpage_copy(qli_dpage *dst, const qli_dpage *src);
 
 /* Decodes a verified page frame (magic tells the kind). 0, QL_ECORRUPT,
  * QL_ENOMEM. */
