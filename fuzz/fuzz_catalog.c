@@ -17,6 +17,12 @@
  *     its count says, fields as the bytes say, the totals and time range
  *     of its blocks, and encoded again as the index writes it, parses
  *     to the same.
+ *   bit 2 set (checked first): the bytes are a compact segment's index
+ *     value: with bit 3 clear an id chunk (bit 4: of addresses, else of
+ *     handles), scanned for one id and for every id up to 2,047; with
+ *     bit 3 set a class filter (bit 4: of addresses), tested with a
+ *     key. Either gives 0 or QL_ECORRUPT, marks only blocks below the
+ *     block count, and admits only classes the filter has.
  * The store for ql_open is a temporary directory (TMPDIR). */
 #define _GNU_SOURCE
 #include "codec.h"
@@ -145,8 +151,10 @@ static void dir_entry(unsigned flags, const uint8_t *data, size_t size)
 		free(v);
 		return;
 	}
-	if (len != 24 + (size_t)sf.nblk * 48 || v[0] != 1 ||
-	    sf.sealed != v[1] || sf.nblk != qli_get32(v + 4) ||
+	if (len != 24 + (size_t)sf.nblk * 48 || (v[0] != 1 && v[0] != 2) ||
+	    sf.sealed != v[1] || sf.compact != v[2] ||
+	    sf.ix_byid != (v[2] && v[0] == 2) ||
+	    sf.nblk != qli_get32(v + 4) ||
 	    sf.size != qli_get64(v + 8) ||
 	    sf.seal_checksum != qli_get64(v + 16) || !sf.blk)
 		abort();
@@ -171,8 +179,9 @@ static void dir_entry(unsigned flags, const uint8_t *data, size_t size)
 	enc = calloc(1, len);
 	if (!enc)
 		abort();
-	enc[0] = 1;
+	enc[0] = 2;
 	enc[1] = (uint8_t)sf.sealed;
+	enc[2] = (uint8_t)sf.compact;
 	qli_put32(enc + 4, sf.nblk);
 	qli_put64(enc + 8, sf.size);
 	qli_put64(enc + 16, sf.sealed ? sf.seal_checksum : 0);
@@ -181,6 +190,7 @@ static void dir_entry(unsigned flags, const uint8_t *data, size_t size)
 	memset(&again, 0, sizeof(again));
 	if (qli_index_dir_parse(enc, len, &again) ||
 	    again.sealed != sf.sealed || again.nblk != sf.nblk ||
+	    again.compact != sf.compact || again.ix_byid != sf.compact ||
 	    again.size != sf.size ||
 	    again.seal_checksum != (sf.sealed ? sf.seal_checksum : 0) ||
 	    again.nrec != sf.nrec || again.raw_bytes != sf.raw_bytes ||
@@ -202,13 +212,56 @@ static void dir_entry(unsigned flags, const uint8_t *data, size_t size)
 	free(v);
 }
 
+#define FZ_NBLK 300
+
+static void id_value(unsigned flags, const uint8_t *data, size_t size)
+{
+	static uint8_t all[2048 / 8];
+	uint8_t bits[FZ_NBLK / 8 + 2];
+	int ip = (flags >> 4) & 1, past = 0, rc;
+
+	if (flags & 8) {
+		static const char h[] = "+14155550123";
+		uint8_t a[16] = { 0 };
+		uint64_t mask = 0;
+		uint32_t ncls = 0;
+
+		rc = qli_index_filter_test(data, size, ip, ip ? (void *)a
+							      : (void *)h,
+					   ip ? 16 : strlen(h), &mask, &ncls);
+		if (rc != 0 && rc != QL_ECORRUPT)
+			abort();
+		if (!rc && ncls < 64 && (mask >> ncls))
+			abort(); /* a class it does not have */
+		return;
+	}
+	memset(all, 0xff, sizeof(all));
+	for (int pass = 0; pass < 2; pass++) {
+		memset(bits, 0, sizeof(bits));
+		bits[sizeof(bits) - 1] = 0;
+		rc = qli_index_idchunk_scan(
+			0, data, size, ip ? 'a' : 'h', pass ? all : NULL,
+			size ? data[size - 1] : 0,
+			pass ? 2047 : (size ? data[size - 1] : 0),
+			QLI_LOOK_REQ | QLI_LOOK_TGT, bits, FZ_NBLK, &past);
+		if (rc != 0 && rc != QL_ECORRUPT)
+			abort();
+		/* nothing at or past FZ_NBLK (300 = 37 bytes + 4 bits) */
+		if ((bits[FZ_NBLK / 8] >> (FZ_NBLK % 8)) ||
+		    bits[FZ_NBLK / 8 + 1])
+			abort();
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (dirfd < 0)
 		setup();
 	if (size < 1)
 		return 0;
-	if (data[0] & 1)
+	if (data[0] & 4)
+		id_value(data[0], data + 1, size - 1);
+	else if (data[0] & 1)
 		dir_entry(data[0], data + 1, size - 1);
 	else
 		meta(data + 1, size - 1);

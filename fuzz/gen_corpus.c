@@ -175,7 +175,7 @@ static void dir_value(const char *segdir, const char *file, const char *seed)
 		exit(1);
 	len = 24 + (size_t)sf.nblk * 48;
 	v = calloc(1, len);
-	v[0] = 1;
+	v[0] = 2;
 	v[1] = (uint8_t)sf.sealed;
 	qli_put32(v + 4, sf.nblk);
 	qli_put64(v + 8, sf.size);
@@ -208,6 +208,7 @@ static void segments(void)
 	o.clock_ctx = NULL;
 	o.maintenance_interval_ms = -1;
 	o.block_records = 16;
+	o.compaction = QL_COMPACT_OFF; /* the seeds are .qls files */
 	if (ql_open(&s, store, &o))
 		exit(1);
 	append_some(s, 0, 40);
@@ -601,6 +602,29 @@ static void catalog(void)
 	v[4] = 0;
 	flag = 1;
 	put("catalog", "dir-empty", &flag, 1, v, 24);
+	/* a compact segment's id chunks and class filters (FORMAT.md §6):
+	 * flag 4 handle chunk, 4|16 address chunk, 4|8 handle filter */
+	{
+		static const uint8_t hc[] = {
+			3, 0, 'h', 0,
+			4, 5,             /* id 0: requester in block 5 */
+			1, 7,             /* id 1: target in block 7 */
+			11, 1, 0, 3, 1, 0, 0, 1, /* id 2: 2 + 4 blocks */
+		};
+		static const uint8_t ac[] = {
+			2, 0, 'a', 0, 2, 0, 1, 1, 0xab, 2,
+		};
+		uint8_t fl[4 + 8 + 8 + 8] = { 'h', 5, 2, 0, 8, 0, 0, 0,
+					       8, 0, 0, 0 };
+
+		memset(fl + 12, 0xff, 8); /* class 0 admits every key */
+		flag = 4;
+		put("catalog", "idchunk-h", &flag, 1, hc, sizeof(hc));
+		flag = 4 | 16;
+		put("catalog", "idchunk-a", &flag, 1, ac, sizeof(ac));
+		flag = 4 | 8;
+		put("catalog", "filter-h", &flag, 1, fl, 4 + 8 + 16);
+	}
 }
 
 int main(int argc, char **argv)

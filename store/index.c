@@ -1597,23 +1597,24 @@ static int id_seek(qli_ixread *rt, const qli_segfile *sf, char type,
  * that equals one, when want is NULL), marks its postings in the roles
  * asked for (a 'h' chunk has two lists an id, a 'a' chunk one). Stops
  * with *past = 1 once an id above last is reached. */
-static int idchunk_scan(const MDB_val *k, const MDB_val *v, char type,
-			const uint8_t *want, uint32_t one, uint32_t last,
-			int roles, uint8_t *bits, uint32_t nblk, int *past)
+int qli_index_idchunk_scan(uint32_t first, const void *val, size_t len,
+			   char type, const uint8_t *want, uint32_t one,
+			   uint32_t last, int roles, uint8_t *bits,
+			   uint32_t nblk, int *past)
 {
-	const uint8_t *p = v->mv_data, *end = p + v->mv_size;
+	const uint8_t *p = val, *end = p + len;
 	uint32_t n, id, cnt[2] = { 0, 0 }, extra;
 	int lists = type == 'h' ? 2 : 1;
 
-	if (v->mv_size < 4 || p[2] != (uint8_t)type)
+	if (len < 4 || p[2] != (uint8_t)type)
 		return qli_err(QL_ECORRUPT, "index: bad id chunk");
 	n = (uint32_t)p[0] | (uint32_t)p[1] << 8;
-	id = get_be32((const uint8_t *)k->mv_data + 2 + SEGKEY);
+	id = first;
 	p += 4;
 	for (uint32_t j = 0; j < n; j++, id++) {
 		int in;
 
-		if (id > last) {
+		if (id > last || id == UINT32_MAX) {
 			*past = 1;
 			return 0;
 		}
@@ -1668,8 +1669,10 @@ static int id_lookup(qli_ixread *rt, const qli_segfile *sf, char type,
 	segkey(pre + 1, sf->bucket_start, sf->gen);
 	pre[1 + SEGKEY] = (uint8_t)type;
 	while (!rc && !past) {
-		rc = idchunk_scan(&k, &v, type, want, first, last, roles, bits,
-				  sf->nblk, &past);
+		rc = qli_index_idchunk_scan(
+			get_be32((const uint8_t *)k.mv_data + 2 + SEGKEY),
+			v.mv_data, v.mv_size, type, want, first, last, roles,
+			bits, sf->nblk, &past);
 		if (rc || past)
 			break;
 		mrc = mdb_cursor_get(rt->cur, &k, &v, MDB_NEXT);
@@ -1704,40 +1707,28 @@ int qli_index_lookup_aids(qli_ixread *rt, const qli_segfile *sf,
 	return id_lookup(rt, sf, 'a', idset, first, last, 0, bits);
 }
 
-int qli_index_filter(qli_ixread *rt, const qli_segfile *sf, int ip,
-		     const void *key, size_t len, uint64_t *mask,
-		     uint32_t *ncls_out)
+int qli_index_filter_test(const void *val, size_t len, int ip,
+			  const void *key, size_t klen, uint64_t *mask,
+			  uint32_t *ncls_out)
 {
-	uint8_t k[2 + SEGKEY + 4];
-	const uint8_t *p, *bits;
-	uint64_t h = filter_hash(key, len);
+	const uint8_t *p = val, *bits;
+	uint64_t h = filter_hash(key, klen);
 	uint32_t ncls, probes;
 	size_t need;
-	MDB_val v;
-	int rc;
 
-	k[0] = 'S';
-	segkey(k + 1, sf->bucket_start, sf->gen);
-	k[1 + SEGKEY] = 'f';
-	put_be32(k + 2 + SEGKEY, (uint32_t)ip);
-	rc = rtxn_get(rt->txn, rt->dbi, k, sizeof(k), &v);
-	if (rc)
-		return rc;
-	p = v.mv_data;
-	if (v.mv_size < 4 || p[0] != (ip ? 'a' : 'h'))
+	if (len < 4 || p[0] != (ip ? 'a' : 'h'))
 		return qli_err(QL_ECORRUPT, "index: bad class filter");
 	probes = p[1];
 	ncls = (uint32_t)p[2] | (uint32_t)p[3] << 8;
 	need = 4 + 4 * (size_t)ncls;
-	if (v.mv_size < need)
+	if (len < need)
 		return qli_err(QL_ECORRUPT, "index: bad class filter");
-	*ncls_out = ncls;
 	bits = p + need;
 	*mask = 0;
 	for (uint32_t c = 0; c < ncls; c++) {
 		uint32_t nb = qli_get32(p + 4 + 4 * (size_t)c), i;
 
-		if (!nb || nb > v.mv_size - need)
+		if (!nb || nb > len - need || nb > UINT32_MAX / 8)
 			return qli_err(QL_ECORRUPT, "index: bad class filter");
 		for (i = 0; i < probes; i++) {
 			uint32_t at;
@@ -1751,5 +1742,25 @@ int qli_index_filter(qli_ixread *rt, const qli_segfile *sf, int ip,
 		bits += nb;
 		need += nb;
 	}
+	*ncls_out = ncls;
 	return 0;
+}
+
+int qli_index_filter(qli_ixread *rt, const qli_segfile *sf, int ip,
+		     const void *key, size_t len, uint64_t *mask,
+		     uint32_t *ncls_out)
+{
+	uint8_t k[2 + SEGKEY + 4];
+	MDB_val v;
+	int rc;
+
+	k[0] = 'S';
+	segkey(k + 1, sf->bucket_start, sf->gen);
+	k[1 + SEGKEY] = 'f';
+	put_be32(k + 2 + SEGKEY, (uint32_t)ip);
+	rc = rtxn_get(rt->txn, rt->dbi, k, sizeof(k), &v);
+	if (rc)
+		return rc;
+	return qli_index_filter_test(v.mv_data, v.mv_size, ip, key, len, mask,
+				     ncls_out);
 }

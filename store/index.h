@@ -149,4 +149,17 @@ int qli_index_filter(qli_ixread *rt, const qli_segfile *sf, int ip,
 		     const void *key, size_t len, uint64_t *mask,
 		     uint32_t *ncls);
 
+/* The parsers behind the two, on a value's bytes (fuzz/fuzz_catalog.c):
+ * 0 or QL_ECORRUPT, never a read outside [val, val + len). The chunk
+ * scan marks, in bits (nblk bits), the blocks of the ids it is asked for
+ * (want: a bitmap of ids up to last; NULL: id one) from the chunk whose
+ * first id is first; *past = 1 once it went past last. */
+int qli_index_idchunk_scan(uint32_t first, const void *val, size_t len,
+			   char type, const uint8_t *want, uint32_t one,
+			   uint32_t last, int roles, uint8_t *bits,
+			   uint32_t nblk, int *past);
+int qli_index_filter_test(const void *val, size_t len, int ip,
+			  const void *key, size_t klen, uint64_t *mask,
+			  uint32_t *ncls);
+
 #endif
