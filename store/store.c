@@ -1090,6 +1090,12 @@ static void install_all(ql_store *s, qli_install *in)
 			rc = qli_index_seal(s->ix, in->sf, in->acc);
 			if (rc)
 				ix_fail(s, rc);
+			/* the .qls entries it replaced become free pages only
+			 * once committed: the next one reuses them instead of
+			 * growing the file (after an import, many are
+			 * installed at once) */
+			if (in->next)
+				index_commit(s, 1);
 		}
 		qli_segfile_close(in->sf);
 		free(in->sf);
@@ -1802,6 +1808,25 @@ static int take_records(ql_store *s, const ql_record *recs, size_t n,
 static uint64_t sync_request(ql_store *s);
 static int sync_wait(ql_store *s, uint64_t target);
 
+/* Compaction help: when this many sealed segments wait for the
+ * background compactor (besides the one it is working on), an appending
+ * thread compacts one itself, at its own priority, before it returns.
+ * Only an import seals buckets faster than the compactor keeps up (live,
+ * a bucket a day; the thread runs at nice 19), and until a segment is
+ * compacted it keeps its .qls index entries, so the backlog would
+ * otherwise grow for the whole import, be paid for in the index file's
+ * high-water mark (LMDB files never shrink), and be left to the final
+ * ql_maintain. */
+#define QLI_COMPACT_HELP 2
+
+/* Caller holds mu (released while compacting). */
+static void compact_help(ql_store *s)
+{
+	if (s->opt.compaction == QL_COMPACT_BACKGROUND &&
+	    s->ncq >= QLI_COMPACT_HELP && !s->failed)
+		qli_compact_step(s);
+}
+
 static int writable(ql_store *s)
 {
 	if (s->readonly)
@@ -1896,6 +1921,8 @@ int ql_append(ql_store *s, const ql_record *recs, size_t n,
 			if (!steal_one(s))
 				pthread_cond_wait(&s->done, &s->mu);
 	}
+	if (!rc)
+		compact_help(s);
 	pthread_mutex_unlock(&s->mu);
 out:
 	if (heap && heap->cap <= SCRATCH_KEEP)
