@@ -4,7 +4,8 @@
  * commit on (QL_SYNC_EVERY_APPEND: every ql_append returns once durable),
  * appends of 4096 records, a fixed clock at end + 1 h, and the background
  * maintenance at the library's default period (1 s), which seals each
- * bucket once the load has moved past it, as a live server does;
+ * bucket once the load has moved an hour past it (by the records' times)
+ * or it has been idle for a second;
  * ql_maintain() at the end seals the last. --ql-maintenance -1 turns the
  * thread off: every bucket then stays open until the end, and with it its
  * index accumulator (memory) and its per-block index entries (disk).

@@ -324,9 +324,9 @@ static void print_main(const struct bconf *bc, const struct run *runs,
 		printf("  %-9s no maintenance during the load: every bucket "
 		       "stays open until the end\n", "");
 	else if (ql)
-		printf("  %-9s background maintenance every %d ms: idle "
-		       "buckets sealed during the load\n", "",
-		       bc->ql_maint_ms);
+		printf("  %-9s background maintenance every %d ms: buckets "
+		       "sealed during the load (idle, or an hour behind "
+		       "the records)\n", "", bc->ql_maint_ms);
 }
 
 static void print_reference(const struct bconf *bc, const struct zref *z,

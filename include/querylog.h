@@ -166,8 +166,9 @@ typedef struct ql_options {
 	 * compressing pending blocks meanwhile. Default 64 MiB. */
 	size_t max_pending_bytes;
 	/* Period of the background maintenance (sealing buckets on the
-	 * clock), milliseconds. Default 1000. Negative disables the thread:
-	 * the caller then calls ql_maintain(). */
+	 * clock; during an import, also as soon as the records are an hour
+	 * past a bucket: docs/ARCHITECTURE.md), milliseconds. Default 1000.
+	 * Negative disables both: the caller then calls ql_maintain(). */
 	int maintenance_interval_ms;
 	/* The store's clock. NULL = the system's real-time clock. Tests and
 	 * imports use it to run at a chosen "now". */

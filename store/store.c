@@ -903,35 +903,77 @@ static int seal_bucket(ql_store *s, qli_bucket *b)
 	return 0;
 }
 
+/* How far the records' own times must have moved past a bucket's end
+ * before an import may seal it without the idle second (plan_seals): an
+ * hour, or seal_grace_us if that is longer. WORKLOAD.md's late records
+ * are at most 5 minutes late; an hour covers sources merged with tens of
+ * minutes of drift, and costs an import little: the bucket keeps its
+ * per-block index summaries for one more hour of records. */
+#define QLI_STREAM_MARGIN_US (3600 * QLI_US_PER_S)
+
+static int64_t stream_margin(const ql_store *s)
+{
+	return s->opt.seal_grace_us > QLI_STREAM_MARGIN_US
+		       ? s->opt.seal_grace_us
+		       : QLI_STREAM_MARGIN_US;
+}
+
 /* Decides, under mu, which buckets are due for sealing and freezes their
  * memtables so their records are written before the seal. A bucket is due
- * once the store's clock has passed its end plus the grace period and no
- * record has arrived for it for a second of real time: live, the clock
- * decides; an import of history (a clock far ahead of the records) does
+ * once the store's clock has passed its end plus the grace period, and
+ * either no record has arrived for it for a second of real time, or the
+ * records themselves have moved on: a record at least stream_margin()
+ * past the bucket's end has been taken, and the bucket has taken none of
+ * the last block_records records. Live, the clock decides (records carry
+ * about the clock's time); an import of history (a clock far ahead of the
+ * records) seals a day as soon as the stream is an hour past it, and does
  * not seal the bucket it is still filling, which would only scatter it
- * over generations. Closing seals every bucket whose time is over. */
+ * over generations. Late records into a sealed bucket go to a new
+ * generation. Closing and ql_maintain seal every bucket whose time is
+ * over. Run at each maintenance tick and, during an import, as soon as
+ * the stream passes s->seal_due (the earliest time at which an open
+ * bucket may become due by its records). */
 static int plan_seals(ql_store *s, int64_t now)
 {
-	int64_t mono = mono_us();
+	int64_t mono = mono_us(), margin = stream_margin(s);
+	int64_t due = INT64_MAX;
 	int any = 0;
 
 	for (size_t i = 0; i < s->nbuckets; i++) {
 		qli_bucket *b = s->buckets[i];
+		int64_t end = b->start + s->opt.bucket_width_us;
 
-		if (b->start + s->opt.bucket_width_us + s->opt.seal_grace_us >
-		    now)
+		if (!b->active && !b->mt)
 			continue;
-		if (!s->stop && b->last_append &&
-		    mono - b->last_append < QLI_US_PER_S &&
-		    s->maint_req == s->maint_done)
-			continue;
-		if (b->active || b->mt) {
-			freeze(s, b);
-			b->sealing = 1;
-			any = 1;
-		}
+		if (end + s->opt.seal_grace_us > now)
+			goto later;
+		if (!s->stop && s->maint_req == s->maint_done &&
+		    b->last_append && mono - b->last_append < QLI_US_PER_S &&
+		    (s->stream_ts < end + margin ||
+		     s->seq - b->last_seq < s->opt.block_records))
+			goto later;
+		freeze(s, b);
+		b->sealing = 1;
+		any = 1;
+		continue;
+later:
+		if (end + margin < due)
+			due = end + margin;
 	}
+	s->seal_due = due;
+	s->seal_check_seq = s->seq;
 	return any;
+}
+
+/* Should the writer run plan_seals for the records' times (mu held)?
+ * Once per batch of new records at most, so that a bucket that stays
+ * open (it still takes records) is not checked in a loop. Part of the
+ * background maintenance: without it (a negative interval) the caller
+ * seals, with ql_maintain. */
+static int stream_seal_check(const ql_store *s)
+{
+	return s->opt.maintenance_interval_ms > 0 &&
+	       s->stream_ts >= s->seal_due && s->seq != s->seal_check_seq;
 }
 
 static int do_seals(ql_store *s)
@@ -1048,6 +1090,12 @@ static void install_all(ql_store *s, qli_install *in)
 			rc = qli_index_seal(s->ix, in->sf, in->acc);
 			if (rc)
 				ix_fail(s, rc);
+			/* the .qls entries it replaced become free pages only
+			 * once committed: the next one reuses them instead of
+			 * growing the file (after an import, many are
+			 * installed at once) */
+			if (in->next)
+				index_commit(s, 1);
 		}
 		qli_segfile_close(in->sf);
 		free(in->sf);
@@ -1113,7 +1161,7 @@ static void *writer_main(void *arg)
 	for (;;) {
 		qli_memtable *list, *mt;
 		uint64_t upto;
-		int do_sync, do_maint, rc = 0;
+		int do_sync, do_maint, do_seal, rc = 0;
 		int64_t now = qli_now(s);
 
 		do_sync = s->sync_req > s->durable_seq ||
@@ -1123,7 +1171,8 @@ static void *writer_main(void *arg)
 			   (s->stop && !s->final_maint) ||
 			   (s->opt.maintenance_interval_ms > 0 &&
 			    mono_us() >= s->next_maint);
-		if (!s->qhead && !do_sync && !do_maint) {
+		do_seal = do_maint || stream_seal_check(s);
+		if (!s->qhead && !do_sync && !do_seal) {
 			struct timespec ts;
 
 			if (s->stop)
@@ -1158,6 +1207,11 @@ static void *writer_main(void *arg)
 			plan_seals(s, now);
 			s->next_maint = mono_us() + (int64_t)s->opt
 				.maintenance_interval_ms * 1000;
+		} else if (do_seal) {
+			/* the records' times moved past an open bucket: seal
+			 * it now rather than at the next tick (a fast import
+			 * crosses several buckets a second) */
+			do_seal = plan_seals(s, now);
 		}
 		uint64_t maint_target = s->maint_req;
 		uint64_t reindex_target = s->reindex_req;
@@ -1201,10 +1255,10 @@ static void *writer_main(void *arg)
 		}
 		for (mt = list; mt && !rc; mt = mt->next)
 			index_memtable(s, mt);
-		if (!rc && do_maint)
+		if (!rc && do_seal)
 			rc = do_seals(s);
 		if (!rc)
-			index_commit(s, do_maint || stopping);
+			index_commit(s, do_seal || stopping);
 		if (!rc && reindex_target > s->reindex_done &&
 		    (rc = reindex_all(s, 1))) {
 			ix_fail(s, rc); /* the index, not the data, failed */
@@ -1514,6 +1568,10 @@ int ql_open(ql_store **out, const char *dir, const ql_options *opts)
 	if (!s)
 		return qli_err(QL_ENOMEM, "out of memory");
 	s->dirfd = s->segdir = s->lockfd = -1;
+	/* no record yet, no bucket due by the records' times: a bucket
+	 * recovered open is sealed on the clock, unless it takes records */
+	s->stream_ts = INT64_MIN;
+	s->seal_due = INT64_MAX;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->work, NULL);
 	pthread_cond_init(&s->done, NULL);
@@ -1694,7 +1752,7 @@ static int canon_one(const ql_store *s, const ql_record *r, int64_t now,
 static int take_records(ql_store *s, const ql_record *recs, size_t n,
 			const canon *c)
 {
-	int64_t mono = mono_us();
+	int64_t mono = mono_us(), margin = stream_margin(s);
 
 	for (size_t i = 0; i < n; i++) {
 		int64_t bs = bucket_of(s, recs[i].ts);
@@ -1707,11 +1765,17 @@ static int take_records(ql_store *s, const ql_record *recs, size_t n,
 		b->last_append = mono;
 		mt = b->mt;
 		if (!mt) {
+			int64_t due = bs + s->opt.bucket_width_us + margin;
+
 			mt = memtable_get(s, b);
 			if (!mt)
 				return qli_err(QL_ENOMEM, "out of memory");
 			b->mt = mt;
+			if (due < s->seal_due)
+				s->seal_due = due;
 		}
+		if (recs[i].ts > s->stream_ts)
+			s->stream_ts = recs[i].ts;
 		r = &mt->recs[mt->n];
 		r->ts = recs[i].ts;
 		r->req = arena_copy(mt, c[i].req, c[i].req_len);
@@ -1733,14 +1797,36 @@ static int take_records(ql_store *s, const ql_record *recs, size_t n,
 		s->pending_bytes += sizeof(*r) + c[i].req_len + c[i].tgt_len +
 				    2;
 		s->seq++;
+		b->last_seq = s->seq;
 		if (mt->n == mt->cap)
 			freeze(s, b);
 	}
+	if (stream_seal_check(s))
+		pthread_cond_signal(&s->work);
 	return 0;
 }
 
 static uint64_t sync_request(ql_store *s);
 static int sync_wait(ql_store *s, uint64_t target);
+
+/* Compaction help: when this many sealed segments wait for the
+ * background compactor (besides the one it is working on), an appending
+ * thread compacts one itself, at its own priority, before it returns.
+ * Only an import seals buckets faster than the compactor keeps up (live,
+ * a bucket a day; the thread runs at nice 19), and until a segment is
+ * compacted it keeps its .qls index entries, so the backlog would
+ * otherwise grow for the whole import, be paid for in the index file's
+ * high-water mark (LMDB files never shrink), and be left to the final
+ * ql_maintain. */
+#define QLI_COMPACT_HELP 2
+
+/* Caller holds mu (released while compacting). */
+static void compact_help(ql_store *s)
+{
+	if (s->opt.compaction == QL_COMPACT_BACKGROUND &&
+	    s->ncq >= QLI_COMPACT_HELP && !s->failed)
+		qli_compact_step(s);
+}
 
 static int writable(ql_store *s)
 {
@@ -1836,6 +1922,8 @@ int ql_append(ql_store *s, const ql_record *recs, size_t n,
 			if (!steal_one(s))
 				pthread_cond_wait(&s->done, &s->mu);
 	}
+	if (!rc)
+		compact_help(s);
 	pthread_mutex_unlock(&s->mu);
 out:
 	if (heap && heap->cap <= SCRATCH_KEEP)

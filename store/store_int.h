@@ -57,6 +57,7 @@ typedef struct qli_bucket {
 	qli_memtable *mt;     /* collecting records, or NULL */
 	int sealing;          /* due: maintenance seals it */
 	int64_t last_append;  /* monotonic us of the last record taken */
+	uint64_t last_seq;    /* store seq after its last record taken */
 	qli_segacc *acc;      /* index keys of active, for its seal */
 	int ix_dirty;         /* active's directory entry is stale */
 } qli_bucket;
@@ -102,6 +103,11 @@ struct ql_store {
 	uint64_t durable_seq;  /* all records <= this are durable */
 	uint64_t maint_req, maint_done;
 	int64_t next_maint;    /* monotonic us of the next periodic run */
+	/* sealing by the records' own times (plan_seals): the newest
+	 * record time taken, the earliest time at which an open bucket
+	 * may be due by it, and s->seq at the last check */
+	int64_t stream_ts, seal_due;
+	uint64_t seal_check_seq;
 	int dir_dirty;         /* segdir has unsynced entries */
 
 	int failed;            /* sticky error of the writer, or 0 */

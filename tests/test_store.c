@@ -222,6 +222,160 @@ static void test_seal_on_clock_and_late_generation(void **state)
 	assert_int_equal(r.n, 501);
 }
 
+/* The segments of one bucket: how many, the highest generation, how many
+ * sealed. */
+typedef struct bucket_acc {
+	int64_t start;
+	int n, sealed;
+	uint32_t maxgen;
+} bucket_acc;
+
+static int acc_bucket(const ql_segment_info *i, void *ctx)
+{
+	bucket_acc *a = ctx;
+
+	if (i->bucket_start != a->start)
+		return 0;
+	a->n++;
+	a->sealed += i->sealed;
+	if (i->generation > a->maxgen)
+		a->maxgen = i->generation;
+	return 0;
+}
+
+static bucket_acc bucket_state(fx *f, int64_t start)
+{
+	bucket_acc a = { start, 0, 0, 0 };
+
+	assert_int_equal(ql_segments(f->s, 0, acc_bucket, &a), 0);
+	return a;
+}
+
+/* Waits (up to 10 s) for the writer to seal the bucket: sealing by the
+ * records' times happens on the writer thread, after the sync that
+ * follows the appends is answered. */
+static bucket_acc wait_sealed(fx *f, int64_t start)
+{
+	bucket_acc a = bucket_state(f, start);
+
+	for (int i = 0; i < 1000 && a.sealed < a.n; i++) {
+		usleep(10000);
+		a = bucket_state(f, start);
+	}
+	return a;
+}
+
+static uint64_t count_handle(ql_store *s, const char *handle, int64_t ts,
+			     uint64_t hash)
+{
+	ql_query q = QL_QUERY_INIT;
+	const ql_record *rec;
+	ql_cursor *c;
+	uint64_t n = 0;
+	int rc;
+
+	q.match = QL_MATCH_HANDLE;
+	q.handle = handle;
+	assert_int_equal(ql_cursor_open(&c, s, &q), 0);
+	while ((rc = ql_cursor_next(c, &rec)) == QL_ROW)
+		n += rec->ts == ts && t_hash(rec) == hash;
+	assert_int_equal(rc, QL_DONE);
+	ql_cursor_close(c);
+	return n;
+}
+
+/* An import of history: the store's clock is far ahead of the records,
+ * no maintenance tick runs after the one at open (an hourly interval),
+ * and records arrive faster than a bucket can go idle for a second. A bucket is sealed once the records
+ * are an hour past its end and it has taken none of the last
+ * block_records records: in one generation (its late records, up to 5
+ * minutes late, arrived before), while the bucket being filled stays
+ * open, even after one record far ahead of the others. Late records after
+ * the seal go to a new generation and are found. */
+static void test_import_seals_behind_stream(void **state)
+{
+	fx *f = *state;
+	int64_t day0 = T_EPOCH, day1 = T_EPOCH + T_DAY;
+	uint64_t sum, rng = 17;
+	bucket_acc a;
+	t_rec t, late;
+	scanres r;
+
+	f->opt.maintenance_interval_ms = 3600 * 1000;
+	assert_int_equal(ql_open(&f->s, f->dir, &f->opt), 0);
+	/* day 0 and the first 3 hours of day 1, every 20 s, 2% late */
+	sum = append_stream(f, 11, day0, 20 * T_SEC, 27 * 180);
+	assert_int_equal(ql_sync(f->s), 0);
+	a = wait_sealed(f, day0);
+	assert_int_equal(a.n, 1);
+	assert_int_equal(a.sealed, 1);
+	assert_int_equal(a.maxgen, 0);
+	/* day 1 is 3 hours in: not past by the records' times */
+	a = bucket_state(f, day1);
+	assert_int_equal(a.n, 1);
+	assert_int_equal(a.sealed, 0);
+
+	/* one record at the clock's time (an outlier in an import) moves
+	 * the stream far past day 1, which keeps taking records: it is not
+	 * sealed under them */
+	t_make(&t, &rng, f->now, 500);
+	assert_int_equal(ql_append(f->s, &t.r, 1, NULL), 0);
+	sum += t_hash(&t.r);
+	sum += append_stream(f, 12, day1 + 3 * T_HOUR, 20 * T_SEC, 300);
+	assert_int_equal(ql_sync(f->s), 0);
+	a = bucket_state(f, day1);
+	assert_int_equal(a.n, 1);
+	assert_int_equal(a.sealed, 0);
+	assert_int_equal(a.maxgen, 0);
+
+	/* a record for day 0 after its seal: generation 1, found by time
+	 * and through the index */
+	t_make(&late, &rng, day0 + 5 * T_HOUR + 7, 500);
+	assert_int_equal(ql_append(f->s, &late.r, 1, NULL), 0);
+	sum += t_hash(&late.r);
+	assert_int_equal(ql_sync(f->s), 0);
+	a = bucket_state(f, day0);
+	assert_int_equal(a.n, 2);
+	assert_int_equal(a.maxgen, 1);
+	r = scan(f->s, 0, 0);
+	assert_int_equal(r.n, 27 * 180 + 1 + 300 + 1);
+	assert_true(r.sum == sum);
+	assert_true(r.ordered);
+	assert_int_equal(count_handle(f->s, late.req, late.r.ts,
+				      t_hash(&late.r)), 1);
+
+	/* ql_maintain seals what is over; everything is there once after
+	 * a reopen */
+	assert_int_equal(ql_maintain(f->s), 0);
+	a = bucket_state(f, day1);
+	assert_int_equal(a.sealed, a.n);
+	reopen(f);
+	r = scan(f->s, 0, 0);
+	assert_int_equal(r.n, 27 * 180 + 1 + 300 + 1);
+	assert_true(r.sum == sum);
+	assert_int_equal(count_handle(f->s, late.req, late.r.ts,
+				      t_hash(&late.r)), 1);
+}
+
+/* Without background maintenance (a negative interval) the caller seals,
+ * with ql_maintain: records far past a bucket do not seal it. */
+static void test_no_maintenance_no_seal_by_records(void **state)
+{
+	fx *f = *state;
+	bucket_acc a;
+
+	assert_int_equal(ql_open(&f->s, f->dir, &f->opt), 0);
+	append_stream(f, 13, T_EPOCH, 20 * T_SEC, 27 * 180);
+	assert_int_equal(ql_sync(f->s), 0);
+	usleep(50000);
+	a = bucket_state(f, T_EPOCH);
+	assert_int_equal(a.n, 1);
+	assert_int_equal(a.sealed, 0);
+	assert_int_equal(ql_maintain(f->s), 0);
+	a = bucket_state(f, T_EPOCH);
+	assert_int_equal(a.sealed, 1);
+}
+
 static void test_second_writer_busy_reader_ok(void **state)
 {
 	fx *f = *state;
@@ -571,6 +725,8 @@ int main(void)
 		T(test_append_scan_in_time_order),
 		T(test_time_window_matches_brute_force),
 		T(test_seal_on_clock_and_late_generation),
+		T(test_import_seals_behind_stream),
+		T(test_no_maintenance_no_seal_by_records),
 		T(test_second_writer_busy_reader_ok),
 		T(test_bad_input_names_field_value_rule),
 		T(test_canonical_handles_stored),
