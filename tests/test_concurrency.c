@@ -10,6 +10,7 @@
 #include "testutil.h"
 
 #include <pthread.h>
+#include <unistd.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
@@ -120,11 +121,19 @@ static void *reader(void *p)
 	return NULL;
 }
 
-/* A separate process scanning through its own read-only handle. */
-static void reader_process(const char *dir)
+/* A separate process scanning through its own read-only handle. It is
+ * forked before the writer opens the store (a fork after the store's
+ * threads started could inherit a lock one of them held: glibc's malloc
+ * is safe across fork, ASan's allocator is not) and waits on go for the
+ * store to exist. */
+static void reader_process(const char *dir, int go)
 {
 	ql_options o = QL_OPTIONS_INIT;
 	ql_store *s;
+	char b;
+
+	if (read(go, &b, 1) != 1)
+		_exit(5);
 
 	o.flags = QL_OPEN_READONLY;
 	o.clock = tclock;
@@ -161,7 +170,7 @@ int main(void)
 	ql_store *s;
 	void *ret;
 	pid_t pid;
-	int status, fail = 0;
+	int status, fail = 0, go[2];
 	uint64_t want = 0, got = 0;
 
 	t_tmpdir(dir, sizeof(dir));
@@ -172,13 +181,17 @@ int main(void)
 	o.bucket_width_us = 6 * T_HOUR;
 	o.block_records = 64;
 	o.retention_us = 3 * T_DAY;
+	if (pipe(go))
+		return 1;
+	pid = fork();
+	if (pid == 0)
+		reader_process(dir, go[0]);
 	if (ql_open(&s, dir, &o)) {
 		fprintf(stderr, "open: %s\n", ql_errmsg(NULL));
 		return 1;
 	}
-	pid = fork();
-	if (pid == 0)
-		reader_process(dir);
+	if (write(go[1], "g", 1) != 1)
+		return 1;
 	for (int i = 0; i < THREADS; i++) {
 		w[i] = (wctx){ s, (unsigned)i, calloc(PER_THREAD, 8), 0, 0 };
 		pthread_create(&th[i], NULL, writer, &w[i]);
