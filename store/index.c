@@ -894,10 +894,29 @@ static int sort_pairs(qli_segacc *acc)
 
 /* Appends the blocks of one id taken from the sorted pairs p[*i..] (the
  * first, then differences) to v and moves *i past them; no count. */
-static void put_blocks(qli_buf *v, const pair32 *p, size_t *i, size_t e)
+/* Bytes of a block bitmap of a segment of nblk blocks. A list of more
+ * blocks than that is written as the bitmap (FORMAT.md §6): the rule
+ * depends only on the count and nblk, so it needs no flag. */
+static size_t dense_bytes(uint32_t nblk)
+{
+	return ((size_t)nblk + 7) / 8;
+}
+
+static void put_blocks(qli_buf *v, const pair32 *p, size_t *i, size_t e,
+		       uint32_t nblk)
 {
 	uint32_t prev = 0;
 
+	if (e - *i > dense_bytes(nblk)) {
+		uint8_t *m = v->p + v->len;
+
+		memset(m, 0, dense_bytes(nblk));
+		for (size_t q = *i; q < e; q++)
+			m[p[q].blk / 8] |= (uint8_t)(1u << (p[q].blk % 8));
+		v->len += dense_bytes(nblk);
+		*i = e;
+		return;
+	}
 	for (size_t q = *i; q < e; q++) {
 		v->len += qli_put_varint(v->p + v->len, p[q].blk - prev);
 		prev = p[q].blk;
@@ -910,7 +929,8 @@ static void put_blocks(qli_buf *v, const pair32 *p, size_t *i, size_t e)
  * if nt >= 3, then nr blocks as requester and nt as target. Most ids are
  * of rare handles seen in one role: one byte of counts. */
 static void put_entry(qli_buf *v, const pair32 *p1, size_t n1, size_t *i1,
-		      const pair32 *p2, size_t n2, size_t *i2, uint32_t id)
+		      const pair32 *p2, size_t n2, size_t *i2, uint32_t id,
+		      uint32_t nblk)
 {
 	size_t e1 = *i1, e2 = i2 ? *i2 : 0, nr, nt;
 
@@ -919,7 +939,7 @@ static void put_entry(qli_buf *v, const pair32 *p1, size_t n1, size_t *i1,
 	nr = e1 - *i1;
 	if (!p2) {
 		v->len += qli_put_varint(v->p + v->len, nr);
-		put_blocks(v, p1, i1, e1);
+		put_blocks(v, p1, i1, e1, nblk);
 		return;
 	}
 	while (e2 < n2 && p2[e2].key == id)
@@ -929,8 +949,8 @@ static void put_entry(qli_buf *v, const pair32 *p1, size_t n1, size_t *i1,
 				 4 * (uint64_t)nr + (nt < 3 ? nt : 3));
 	if (nt >= 3)
 		v->len += qli_put_varint(v->p + v->len, nt - 3);
-	put_blocks(v, p1, i1, e1);
-	put_blocks(v, p2, i2, e2);
+	put_blocks(v, p1, i1, e1, nblk);
+	put_blocks(v, p2, i2, e2, nblk);
 }
 
 /* Writes the id-keyed chunks of a compact segment (docs/FORMAT.md §6):
@@ -940,7 +960,7 @@ static void put_entry(qli_buf *v, const pair32 *p1, size_t n1, size_t *i1,
  * implicit. A chunk is filled up to one LMDB overflow page. */
 static int put_idchunks(qli_index *ix, const uint8_t seg[SEGKEY], char type,
 			uint32_t nid, const pair32 *p1, size_t n1,
-			const pair32 *p2, size_t n2)
+			const pair32 *p2, size_t n2, uint32_t nblk)
 {
 	uint8_t key[2 + SEGKEY + 4];
 	qli_buf v = { 0 }, e = { 0 };
@@ -974,7 +994,7 @@ static int put_idchunks(qli_index *ix, const uint8_t seg[SEGKEY], char type,
 				break;
 			e.len = 0;
 			put_entry(&e, p1, n1, &i1, p2, n2, p2 ? &i2 : NULL,
-				  id);
+				  id, nblk);
 			if (k && v.len + e.len > IDCHUNK_BYTES) {
 				/* the id starts the next chunk */
 				i1 = b1;
@@ -1078,10 +1098,10 @@ int qli_index_seal(qli_index *ix, const qli_segfile *sf, qli_segacc *acc)
 		rc = sort_pairs(acc);
 	if (!rc && acc->by_id) {
 		rc = put_idchunks(ix, seg, 'a', acc->nai, acc->a, acc->na,
-				  NULL, 0);
+				  NULL, 0, sf->nblk);
 		if (!rc)
 			rc = put_idchunks(ix, seg, 'h', acc->nh, acc->r,
-					  acc->nr, acc->t, acc->nt);
+					  acc->nr, acc->t, acc->nt, sf->nblk);
 		/* without every key's hash (never expected), no filter:
 		 * lookups then try every class */
 		if (!rc && acc->nkh[0] == acc->nh && sf->dh.n == acc->nh)
@@ -1638,6 +1658,23 @@ int qli_index_idchunk_scan(uint32_t first, const void *val, size_t len,
 						     : QLI_LOOK_REQ)));
 			uint32_t b = 0, d;
 
+			if (cnt[l] > dense_bytes(nblk)) {
+				/* a bitmap of the segment's blocks */
+				size_t nb = dense_bytes(nblk);
+
+				if ((size_t)(end - p) < nb)
+					return qli_err(QL_ECORRUPT, "index: id "
+						       "chunk bitmap");
+				for (size_t x = 0; use && x < nb; x++)
+					for (unsigned k = 0; k < 8; k++)
+						if ((p[x] >> k) & 1)
+							mark(bits,
+							     (uint32_t)(8 * x +
+									k),
+							     nblk);
+				p += nb;
+				continue;
+			}
 			for (uint32_t i = 0; i < cnt[l]; i++) {
 				if (get_varint(&p, end, &d))
 					return qli_err(QL_ECORRUPT,

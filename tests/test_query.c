@@ -462,6 +462,24 @@ static void test_compact_index_matches_files(void **state)
 	f->now = T_EPOCH + 8 * T_HOUR;
 	assert_int_equal(ql_open(&f->s, f->dir, &f->opt), 0);
 	add(f, NREC, T_EPOCH, 6 * T_HOUR);
+	/* one hour of 40,000 more: 20 compact blocks, so the pool's
+	 * handles and addresses have dense block lists (bitmaps) */
+	for (int i = 0; i < 40000; i++) {
+		ql_record r = f->m.recs[i % NREC];
+
+		r.ts = T_EPOCH + (int64_t)i * (T_HOUR / 40000);
+		assert_int_equal(ql_append(f->s, &r, 1, NULL), 0);
+	}
+	/* and handles seen once: sparse block lists */
+	for (int i = 0; i < 300; i++) {
+		ql_record r = f->m.recs[i];
+		char tgt[32];
+
+		snprintf(tgt, sizeof(tgt), "+1555%07d", i);
+		r.target = tgt;
+		r.ts = T_EPOCH + (int64_t)i * (6 * T_HOUR / 300);
+		assert_int_equal(ql_append(f->s, &r, 1, NULL), 0);
+	}
 	f->now = T_EPOCH + 13 * T_HOUR;
 	assert_int_equal(ql_maintain(f->s), 0); /* seals and compacts */
 	dirfd = open(f->dir, O_RDONLY | O_DIRECTORY);
