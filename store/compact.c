@@ -674,8 +674,16 @@ int qli_compact_step(ql_store *s)
 #ifdef __GLIBC__
 	/* a compaction allocates and frees a segment's worth of memory;
 	 * glibc keeps freed large blocks (its mmap threshold grows) unless
-	 * asked to give them back (outside mu: it walks every arena) */
-	malloc_trim(0);
+	 * asked to give them back (outside mu: it walks every arena). Only
+	 * once the queue is empty: the next compaction would fault all of
+	 * it back in, and that took as long as the compaction itself (3M
+	 * records over 35 days: 1.08 us a record with a trim after each,
+	 * 0.58 without). */
+	pthread_mutex_lock(&s->mu);
+	int last = s->ncq == 0;
+	pthread_mutex_unlock(&s->mu);
+	if (last)
+		malloc_trim(0);
 #endif
 	pthread_mutex_lock(&s->mu);
 	s->cbusy--;
