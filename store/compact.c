@@ -175,21 +175,62 @@ static int ckey_cmp(const void *a, const void *b)
 	return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
+/* A key with its sort order in two integers: the class (busiest first)
+ * and the first 15 bytes, big-endian, zero-padded. Handles hold no NUL
+ * and addresses are all 16 bytes, so the integers order as ckey_cmp
+ * does; only keys equal in them need ckey_cmp. */
+typedef struct skey {
+	uint64_t a, b;
+	ckey *k;
+} skey;
+
+static void skey_make(skey *s, ckey *k)
+{
+	uint8_t x[15] = { 0 };
+
+	memcpy(x, k->key, k->len < 15 ? k->len : 15);
+	s->a = (uint64_t)(255 - k->cls) << 56;
+	for (int i = 0; i < 7; i++)
+		s->a |= (uint64_t)x[i] << (48 - 8 * i);
+	s->b = 0;
+	for (int i = 0; i < 8; i++)
+		s->b |= (uint64_t)x[7 + i] << (56 - 8 * i);
+	s->k = k;
+}
+
+static int skey_cmp(const void *pa, const void *pb)
+{
+	const skey *x = pa, *y = pb;
+
+	if (x->a != y->a)
+		return x->a < y->a ? -1 : 1;
+	if (x->b != y->b)
+		return x->b < y->b ? -1 : 1;
+	return ckey_cmp(&x->k, &y->k);
+}
+
 /* Orders t's keys (class, then key) and assigns ids; *order gets them in
  * id order. */
 static int ctab_order(ctab *t, ckey ***order)
 {
 	ckey **o = malloc((t->n ? t->n : 1) * sizeof(*o));
+	skey *sk = malloc((t->n ? t->n : 1) * sizeof(*sk));
 
-	if (!o)
+	if (!o || !sk) {
+		free(o);
+		free(sk);
 		return qli_err(QL_ENOMEM, "out of memory");
+	}
 	for (uint32_t i = 0; i < t->n; i++) {
 		t->e[i].cls = (uint8_t)bitlen(t->e[i].count);
-		o[i] = &t->e[i];
+		skey_make(&sk[i], &t->e[i]);
 	}
-	qsort(o, t->n, sizeof(*o), ckey_cmp);
-	for (uint32_t i = 0; i < t->n; i++)
+	qsort(sk, t->n, sizeof(*sk), skey_cmp);
+	for (uint32_t i = 0; i < t->n; i++) {
+		o[i] = sk[i].k;
 		o[i]->id = i;
+	}
+	free(sk);
 	*order = o;
 	return 0;
 }
