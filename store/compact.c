@@ -209,6 +209,53 @@ static int skey_cmp(const void *pa, const void *pb)
 	return ckey_cmp(&x->k, &y->k);
 }
 
+/* Sorts by a with a stable byte-wise radix sort (a pass is skipped when
+ * every key has the same byte there), then each run of equal a by
+ * skey_cmp: a decides almost every pair, a qsort of all of them compared
+ * most pairs through memcmp. 0 or -1 (no memory). */
+static int skey_sort(skey *v, uint32_t n)
+{
+	skey *tmp = malloc((n ? n : 1) * sizeof(*tmp)), *src = v, *dst = tmp;
+	size_t cnt[256];
+
+	if (!tmp)
+		return -1;
+	for (unsigned byte = 0; byte < 8; byte++) {
+		unsigned sh = 8 * byte;
+
+		memset(cnt, 0, sizeof(cnt));
+		for (uint32_t i = 0; i < n; i++)
+			cnt[(src[i].a >> sh) & 0xff]++;
+		if (n && cnt[(src[0].a >> sh) & 0xff] == n)
+			continue; /* all alike */
+		for (size_t k = 0, sum = 0; k < 256; k++) {
+			size_t c = cnt[k];
+
+			cnt[k] = sum;
+			sum += c;
+		}
+		for (uint32_t i = 0; i < n; i++)
+			dst[cnt[(src[i].a >> sh) & 0xff]++] = src[i];
+		skey *sw = src;
+
+		src = dst;
+		dst = sw;
+	}
+	if (src != v)
+		memcpy(v, src, n * sizeof(*v));
+	free(tmp);
+	for (uint32_t i = 0; i < n;) {
+		uint32_t e = i + 1;
+
+		while (e < n && v[e].a == v[i].a)
+			e++;
+		if (e - i > 1)
+			qsort(v + i, e - i, sizeof(*v), skey_cmp);
+		i = e;
+	}
+	return 0;
+}
+
 /* Orders t's keys (class, then key) and assigns ids; *order gets them in
  * id order. */
 static int ctab_order(ctab *t, ckey ***order)
@@ -225,7 +272,11 @@ static int ctab_order(ctab *t, ckey ***order)
 		t->e[i].cls = (uint8_t)bitlen(t->e[i].count);
 		skey_make(&sk[i], &t->e[i]);
 	}
-	qsort(sk, t->n, sizeof(*sk), skey_cmp);
+	if (skey_sort(sk, t->n)) {
+		free(o);
+		free(sk);
+		return qli_err(QL_ENOMEM, "out of memory");
+	}
 	for (uint32_t i = 0; i < t->n; i++) {
 		o[i] = sk[i].k;
 		o[i]->id = i;
