@@ -304,34 +304,56 @@ static int spec_check_times(const qli_hold_spec *sp, int64_t now)
 	return 0;
 }
 
+/* A subjects block for n strings of total bytes (NULs included): the
+ * pointers, then the strings. */
+static char **subjects_alloc(size_t n, size_t total)
+{
+	return malloc(n * sizeof(char *) + (total ? total : 1));
+}
+
 /* Canonicalises the subjects into a new array, dropping duplicates. */
 static int spec_subjects(const qli_hold_spec *sp, qli_hold *h)
 {
-	char one[QLI_SUBJECT_MAX + 1];
-	size_t i, j;
-	int rc;
+	char (*one)[QLI_SUBJECT_MAX + 1];
+	size_t i, j, n = 0, total = 0;
+	char *q;
+	int rc = 0;
 
 	if (sp->nsubjects > QLI_SUBJECTS_MAX)
 		return qli_err(QL_EINVAL, "hold %s: %zu subjects (at most %d)",
 			       sp->order_id, sp->nsubjects, QLI_SUBJECTS_MAX);
 	if (!sp->nsubjects)
 		return 0;
-	h->subjects = calloc(sp->nsubjects, sizeof(*h->subjects));
-	if (!h->subjects)
+	one = malloc(sp->nsubjects * sizeof(*one));
+	if (!one)
 		return qli_err(QL_ENOMEM, "out of memory for subjects");
-	for (i = 0; i < sp->nsubjects; i++) {
-		rc = qli_hold_subject_parse(one, sp->subjects[i]);
+	for (i = 0; i < sp->nsubjects && !rc; i++) {
+		rc = qli_hold_subject_parse(one[n], sp->subjects[i]);
 		if (rc) {
 			qli_err_prefix("hold %s: ", sp->order_id);
-			return rc;
+			break;
 		}
-		for (j = 0; j < h->nsubjects; j++)
-			if (!strcmp(h->subjects[j], one))
+		for (j = 0; j < n; j++)
+			if (!strcmp(one[j], one[n]))
 				break;
-		if (j == h->nsubjects)
-			memcpy(h->subjects[h->nsubjects++], one, sizeof(one));
+		if (j == n)
+			total += strlen(one[n++]) + 1;
 	}
-	return 0;
+	if (!rc && !(h->subjects = subjects_alloc(n, total)))
+		rc = qli_err(QL_ENOMEM, "out of memory for subjects");
+	if (!rc) {
+		q = (char *)(h->subjects + n);
+		for (i = 0; i < n; i++) {
+			size_t l = strlen(one[i]) + 1;
+
+			memcpy(q, one[i], l);
+			h->subjects[i] = q;
+			q += l;
+		}
+		h->nsubjects = n;
+	}
+	free(one);
+	return rc;
 }
 
 int qli_holds_place(qli_holdset *set, const qli_hold_spec *sp, int64_t now,
@@ -654,13 +676,6 @@ static int hold_decode(rdr *r, qli_hold *h)
 	if (p[49] || ns > QLI_SUBJECTS_MAX)
 		return corrupt(r, "bad fixed fields");
 	r->p += HOLD_FIXED;
-	if (ns) {
-		h->subjects = calloc(ns, sizeof(*h->subjects));
-		if (!h->subjects)
-			return qli_err(QL_ENOMEM, "out of memory reading %s",
-				       QLI_HOLDS_FILE);
-	}
-	h->nsubjects = ns;
 	rc = get_str(r, h->order_id, QLI_ORDER_ID_MAX, "order ID too long");
 	if (!rc)
 		rc = get_str(r, h->reason, QLI_REASON_MAX, "reason too long");
@@ -669,9 +684,38 @@ static int hold_decode(rdr *r, qli_hold *h)
 			     "placed_by too long");
 	if (!rc)
 		rc = get_str(r, h->ended_by, QLI_WHO_MAX, "ended_by too long");
-	for (size_t i = 0; !rc && i < ns; i++)
-		rc = get_str(r, h->subjects[i], QLI_SUBJECT_MAX,
-			     "subject too long");
+	if (!rc && ns) {
+		/* the subjects' sizes first: the block is allocated for what
+		 * the file holds, not for what its count claims */
+		const uint8_t *q = r->p;
+		size_t total = 0;
+		char *at;
+
+		for (size_t i = 0; i < ns; i++) {
+			size_t n;
+
+			if (r->end - q < 2)
+				return corrupt(r, "truncated string length");
+			n = (size_t)q[0] | (size_t)q[1] << 8;
+			if (n > QLI_SUBJECT_MAX || (size_t)(r->end - q - 2) < n)
+				return corrupt(r, "subject too long");
+			q += 2 + n;
+			total += n + 1;
+		}
+		h->subjects = subjects_alloc(ns, total);
+		if (!h->subjects)
+			return qli_err(QL_ENOMEM, "out of memory reading %s",
+				       QLI_HOLDS_FILE);
+		at = (char *)(h->subjects + ns);
+		for (size_t i = 0; !rc && i < ns; i++) {
+			rc = get_str(r, at, QLI_SUBJECT_MAX,
+				     "subject too long");
+			if (rc)
+				break;
+			h->subjects[h->nsubjects++] = at;
+			at += strlen(at) + 1;
+		}
+	}
 	return rc ? rc : hold_check(r, h);
 }
 

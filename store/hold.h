@@ -80,8 +80,11 @@ typedef struct qli_hold {
 	/* Canonical subjects: a handle as ql_handle_parse gives it, or
 	 * "ADDR/PREFIX" (IPv4 "10.0.0.0/8", IPv6 "2001:db8::/32"; a single
 	 * address gets /32 or /128). Recorded now; a hold pins whole
-	 * segments whatever its subjects (narrow holds are later work). */
-	char (*subjects)[QLI_SUBJECT_MAX + 1];
+	 * segments whatever its subjects (narrow holds are later work).
+	 * One allocation: the pointers, then the strings back to back, so
+	 * what a HOLDS file makes the loader allocate is bounded by the
+	 * file's size. */
+	char **subjects;
 	size_t nsubjects;
 	int state;          /* QLI_HOLD_* */
 	/* RELEASED: when and by whom. LAPSED: ended_at = expires (the
