@@ -763,7 +763,10 @@ int qli_compact_step(ql_store *s)
 	s->cbusy++;
 	pthread_mutex_unlock(&s->mu);
 	rc = qli_compact_one(s, name, &sf, &acc);
-#ifdef __GLIBC__
+#if defined(__GLIBC__) && !defined(__SANITIZE_THREAD__) && \
+	!defined(__SANITIZE_ADDRESS__)
+	/* (not under a sanitizer: its malloc is not glibc's, and glibc's
+	 * trim of arenas it never set up crashed under TSan) */
 	/* a compaction allocates and frees a segment's worth of memory;
 	 * glibc keeps freed large blocks (its mmap threshold grows) unless
 	 * asked to give them back (outside mu: it walks every arena). Only
