@@ -238,7 +238,6 @@ static void id_value(unsigned flags, const uint8_t *data, size_t size)
 	memset(all, 0xff, sizeof(all));
 	for (int pass = 0; pass < 2; pass++) {
 		memset(bits, 0, sizeof(bits));
-		bits[sizeof(bits) - 1] = 0;
 		rc = qli_index_idchunk_scan(
 			0, data, size, ip ? 'a' : 'h', pass ? all : NULL,
 			size ? data[size - 1] : 0,

@@ -225,16 +225,26 @@ static int pcache_get(ql_store *s, const qli_segfile *sf, int ip,
 	return hit;
 }
 
+/* The store's cache, made on first use (dcache_mu held); NULL when out
+ * of memory: the caches are best effort. */
+static struct qli_dcache *dcache_of(ql_store *s)
+{
+	if (!s->dcache)
+		s->dcache = calloc(1, sizeof(*s->dcache));
+	return s->dcache;
+}
+
 static void pcache_put(ql_store *s, const qli_segfile *sf, int ip,
 		       uint32_t k, const qli_dpage *pg)
 {
+	struct qli_dcache *c;
+
 	pthread_mutex_lock(&dcache_mu);
-	if (!s->dcache)
-		s->dcache = calloc(1, sizeof(*s->dcache));
-	if (s->dcache && !s->dcache->pc)
-		s->dcache->pc = calloc(PCACHE_N, sizeof(pcent));
-	if (s->dcache && s->dcache->pc) {
-		pcent *e = pcache_slot(s->dcache, sf, ip, k);
+	c = dcache_of(s);
+	if (c && !c->pc)
+		c->pc = calloc(PCACHE_N, sizeof(pcent));
+	if (c && c->pc) {
+		pcent *e = pcache_slot(c, sf, ip, k);
 
 		qli_dpage_free(&e->pg);
 		if (qli_dpage_copy(&e->pg, pg)) {
@@ -285,20 +295,16 @@ static int dcache_get(ql_store *s, qli_segfile *sf)
  * cache only costs the next cursor a read of the seal). */
 static void dcache_put(ql_store *s, const qli_segfile *sf)
 {
+	struct qli_dcache *c;
 	dcent *e = NULL;
+	int there = 0;
 
 	pthread_mutex_lock(&dcache_mu);
-	if (!s->dcache)
-		s->dcache = calloc(1, sizeof(*s->dcache));
-	if (s->dcache) {
-		struct qli_dcache *c = s->dcache;
-
-		for (size_t i = 0; i < c->n && !e; i++)
-			if (dcent_is(&c->e[i], sf))
-				e = &c->e[i]; /* another cursor put it */
-		if (e) {
-			e = NULL;
-		} else if (c->n < DCACHE_N) {
+	c = dcache_of(s);
+	for (size_t i = 0; c && i < c->n && !there; i++)
+		there = dcent_is(&c->e[i], sf); /* another cursor put it */
+	if (c && !there) {
+		if (c->n < DCACHE_N) {
 			e = &c->e[c->n++];
 		} else {
 			e = &c->e[0];
@@ -314,7 +320,7 @@ static void dcache_put(ql_store *s, const qli_segfile *sf)
 		e->gen = sf->gen;
 		e->nblk = sf->nblk;
 		e->seal_checksum = sf->seal_checksum;
-		e->used = ++s->dcache->clock;
+		e->used = ++c->clock;
 		if (dict_copy(&e->dh, &sf->dh) || dict_copy(&e->di, &sf->di)) {
 			qli_dict_free(&e->dh);
 			qli_dict_free(&e->di);

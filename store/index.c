@@ -1444,49 +1444,75 @@ static int chunk_scan(const MDB_val *v, const uint8_t *lo, const uint8_t *hi,
 	return 0;
 }
 
-static int sealed_lookup(qli_ixread *rt, const qli_segfile *sf, char type,
-			 const uint8_t *lo, const uint8_t *hi, size_t ksize,
-			 uint8_t *bits)
+/* Positions rt->cur on the chunk of sf's keys of this type that may
+ * hold first (ksize bytes, as in the key): the last chunk whose first key
+ * is <= first, or the type's first chunk when first comes before it
+ * (a range may still reach into it). QL_ENOTFOUND: no chunk of the type.
+ * Hash-, address- and id-keyed chunks alike. */
+static int chunk_seek(qli_ixread *rt, const qli_segfile *sf, char type,
+		      const uint8_t *first, size_t ksize, MDB_val *k,
+		      MDB_val *v)
 {
 	uint8_t key[2 + SEGKEY + 16];
 	size_t plen = 2 + SEGKEY;
-	MDB_val k, v;
-	int mrc, rc = 0;
+	int mrc;
 
 	key[0] = 'S';
 	segkey(key + 1, sf->bucket_start, sf->gen);
 	key[1 + SEGKEY] = (uint8_t)type;
-	memcpy(key + plen, lo, ksize);
-	k.mv_size = plen + ksize;
-	k.mv_data = key;
-	mrc = mdb_cursor_get(rt->cur, &k, &v, MDB_SET_RANGE);
-	/* the chunk holding lo starts at or before it: step back one unless
-	 * we landed on a chunk that starts exactly at lo */
+	memcpy(key + plen, first, ksize);
+	k->mv_size = plen + ksize;
+	k->mv_data = key;
+	mrc = mdb_cursor_get(rt->cur, k, v, MDB_SET_RANGE);
+	/* the chunk holding first starts at or before it: step back one
+	 * unless we landed on a chunk that starts exactly there */
 	if (mrc == MDB_NOTFOUND)
-		mrc = mdb_cursor_get(rt->cur, &k, &v, MDB_LAST);
-	else if (!mrc && (k.mv_size != plen + ksize ||
-			  memcmp(k.mv_data, key, plen + ksize)))
-		mrc = mdb_cursor_get(rt->cur, &k, &v, MDB_PREV);
-	if (mrc == MDB_NOTFOUND || (!mrc && (k.mv_size != plen + ksize ||
-					     memcmp(k.mv_data, key, plen)))) {
+		mrc = mdb_cursor_get(rt->cur, k, v, MDB_LAST);
+	else if (!mrc && (k->mv_size != plen + ksize ||
+			  memcmp(k->mv_data, key, plen + ksize)))
+		mrc = mdb_cursor_get(rt->cur, k, v, MDB_PREV);
+	if (mrc == MDB_NOTFOUND || (!mrc && (k->mv_size != plen + ksize ||
+					     memcmp(k->mv_data, key, plen)))) {
 		/* before the first chunk of this type: start at it */
-		k.mv_size = plen;
-		k.mv_data = key;
-		mrc = mdb_cursor_get(rt->cur, &k, &v, MDB_SET_RANGE);
+		k->mv_size = plen;
+		k->mv_data = key;
+		mrc = mdb_cursor_get(rt->cur, k, v, MDB_SET_RANGE);
 	}
-	for (; !mrc; mrc = mdb_cursor_get(rt->cur, &k, &v, MDB_NEXT)) {
+	if (mrc == MDB_NOTFOUND)
+		return QL_ENOTFOUND;
+	if (mrc)
+		return mdb_fail(mrc, "lookup");
+	if (k->mv_size != plen + ksize || memcmp(k->mv_data, key, plen))
+		return QL_ENOTFOUND;
+	return 0;
+}
+
+static int sealed_lookup(qli_ixread *rt, const qli_segfile *sf, char type,
+			 const uint8_t *lo, const uint8_t *hi, size_t ksize,
+			 uint8_t *bits)
+{
+	uint8_t pre[2 + SEGKEY];
+	size_t plen = sizeof(pre);
+	MDB_val k, v;
+	int mrc = 0, rc;
+
+	pre[0] = 'S';
+	segkey(pre + 1, sf->bucket_start, sf->gen);
+	pre[1 + SEGKEY] = (uint8_t)type;
+	rc = chunk_seek(rt, sf, type, lo, ksize, &k, &v);
+	if (rc == QL_ENOTFOUND)
+		return 0;
+	for (; !rc && !mrc; mrc = mdb_cursor_get(rt->cur, &k, &v, MDB_NEXT)) {
 		const uint8_t *kp = k.mv_data;
 
-		if (k.mv_size != plen + ksize || memcmp(kp, key, plen) ||
+		if (k.mv_size != plen + ksize || memcmp(kp, pre, plen) ||
 		    memcmp(kp + plen, hi, ksize) > 0)
 			break;
 		rc = chunk_scan(&v, lo, hi, ksize, bits, sf->nblk);
-		if (rc)
-			return rc;
 	}
-	if (mrc && mrc != MDB_NOTFOUND)
+	if (!rc && mrc && mrc != MDB_NOTFOUND)
 		return mdb_fail(mrc, "lookup");
-	return 0;
+	return rc;
 }
 
 /* In an unsealed segment: every block whose summary holds a key in
@@ -1583,36 +1609,6 @@ int qli_index_lookup_ip(qli_ixread *rt, const qli_segfile *sf,
 	return sealed_lookup(rt, sf, 'i', lo, hi, 16, bits);
 }
 
-/* Positions rt->cur on the id-keyed chunk of type that holds id (the
- * last chunk whose first id <= id). QL_ENOTFOUND if there is none. */
-static int id_seek(qli_ixread *rt, const qli_segfile *sf, char type,
-		   uint32_t id, MDB_val *k, MDB_val *v)
-{
-	uint8_t key[2 + SEGKEY + 4];
-	size_t plen = 2 + SEGKEY;
-	int mrc;
-
-	key[0] = 'S';
-	segkey(key + 1, sf->bucket_start, sf->gen);
-	key[1 + SEGKEY] = (uint8_t)type;
-	put_be32(key + plen, id);
-	k->mv_size = sizeof(key);
-	k->mv_data = key;
-	mrc = mdb_cursor_get(rt->cur, k, v, MDB_SET_RANGE);
-	if (mrc == MDB_NOTFOUND)
-		mrc = mdb_cursor_get(rt->cur, k, v, MDB_LAST);
-	else if (!mrc && (k->mv_size != sizeof(key) ||
-			  memcmp(k->mv_data, key, sizeof(key))))
-		mrc = mdb_cursor_get(rt->cur, k, v, MDB_PREV);
-	if (mrc == MDB_NOTFOUND)
-		return QL_ENOTFOUND;
-	if (mrc)
-		return mdb_fail(mrc, "lookup");
-	if (k->mv_size != sizeof(key) || memcmp(k->mv_data, key, plen))
-		return QL_ENOTFOUND;
-	return 0;
-}
-
 /* Walks one id-keyed chunk: for each id whose bit is set in want (or
  * that equals one, when want is NULL), marks its postings in the roles
  * asked for (a 'h' chunk has two lists an id, a 'a' chunk one). Stops
@@ -1695,9 +1691,10 @@ static int id_lookup(qli_ixread *rt, const qli_segfile *sf, char type,
 {
 	MDB_val k, v;
 	int past = 0, rc, mrc = 0;
-	uint8_t pre[2 + SEGKEY];
+	uint8_t pre[2 + SEGKEY], be[4];
 
-	rc = id_seek(rt, sf, type, first, &k, &v);
+	put_be32(be, first);
+	rc = chunk_seek(rt, sf, type, be, 4, &k, &v);
 	if (rc == QL_ENOTFOUND)
 		return 0;
 	if (rc)
