@@ -672,16 +672,21 @@ static void index_memtable(ql_store *s, const qli_memtable *mt)
 		b->ix_dirty = 1;
 }
 
-/* Commits the index if a second has passed (or force): the directory
- * entries of segments written since, then the transaction. */
-static void index_commit(ql_store *s, int force)
+/* Is the index commit due (a second since the last)? */
+static int commit_due(const ql_store *s)
 {
-	int64_t now = mono_us();
+	return s->ix && !s->ix_err &&
+	       mono_us() - s->ix_last_commit >= QLI_US_PER_S;
+}
+
+/* Stages the directory entries of the active segments written since the
+ * last commit. They describe files being written: the caller owns the
+ * write path (wbusy). */
+static void index_put_dirs(ql_store *s)
+{
 	int rc = 0;
 
 	if (!s->ix || s->ix_err)
-		return;
-	if (!force && now - s->ix_last_commit < QLI_US_PER_S)
 		return;
 	for (size_t i = 0; i < s->nwb && !rc; i++) {
 		qli_bucket *b = s->wb[i];
@@ -691,11 +696,36 @@ static void index_commit(ql_store *s, int force)
 			b->ix_dirty = 0;
 		}
 	}
-	if (!rc)
-		rc = qli_index_commit(s->ix);
 	if (rc)
 		ix_fail(s, rc);
-	s->ix_last_commit = now;
+}
+
+/* Commits what is staged (LMDB syncs its file): no segment file is
+ * touched, so the write path may be in other hands meanwhile. A block
+ * summary committed before its segment's directory entry is harmless:
+ * readers and the next open trust the entry's blocks only, and treat
+ * later blocks as not indexed. */
+static void index_commit_txn(ql_store *s)
+{
+	int rc;
+
+	if (!s->ix || s->ix_err)
+		return;
+	rc = qli_index_commit(s->ix);
+	if (rc)
+		ix_fail(s, rc);
+	s->ix_last_commit = mono_us();
+}
+
+/* Commits the index if a second has passed (or force): the directory
+ * entries of segments written since, then the transaction. The caller
+ * owns the write path. */
+static void index_commit(ql_store *s, int force)
+{
+	if (!force && !commit_due(s))
+		return;
+	index_put_dirs(s);
+	index_commit_txn(s);
 }
 
 /* Reads every block of sf from 'from' on, adds its keys to acc and, with
@@ -892,25 +922,68 @@ static int seal_bucket(ql_store *s, qli_bucket *b)
 		if (qli_audit_sealed(s, b->active))
 			s->audit_err++;
 		if (s->ix && !s->ix_err) {
-			qli_segacc *empty = NULL;
+			/* its index entry is written by index_sealed, once
+			 * the write path is free again */
+			qli_install *in = malloc(sizeof(*in));
 
 			if (!b->acc)
-				b->acc = empty = qli_segacc_new();
-			rc = b->acc ? qli_index_seal(s->ix, b->active, b->acc)
-				    : qli_err(QL_ENOMEM, "out of memory");
-			if (rc)
-				ix_fail(s, rc);
-			(void)empty;
+				b->acc = qli_segacc_new();
+			if (!in || !b->acc) {
+				free(in);
+				ix_fail(s, qli_err(QL_ENOMEM, "out of memory"));
+			} else {
+				in->sf = b->active;
+				in->acc = b->acc;
+				in->next = s->wsealed;
+				s->wsealed = in;
+				b->active = NULL;
+				b->acc = NULL;
+			}
 		}
 	}
 	qli_segacc_free(b->acc);
 	b->acc = NULL;
 	b->ix_dirty = 0;
-	qli_segfile_close(b->active);
-	free(b->active);
-	b->active = NULL;
+	if (b->active) {
+		qli_segfile_close(b->active);
+		free(b->active);
+		b->active = NULL;
+	}
 	b->dirty = 0;
 	return 0;
+}
+
+/* Writes the index entries of the segments sealed by do_seals: each
+ * segment's keys by block, built from its accumulator (the heavy part of a
+ * seal: sorting every key of the day). The files are sealed and no longer
+ * the write path's, so this runs while a leader writes. */
+static void index_sealed(ql_store *s)
+{
+	qli_install *in = s->wsealed, *next;
+
+	s->wsealed = NULL;
+	/* in the order sealed (the list is newest first) */
+	qli_install *rev = NULL;
+
+	for (; in; in = next) {
+		next = in->next;
+		in->next = rev;
+		rev = in;
+	}
+	for (in = rev; in; in = next) {
+		int rc;
+
+		next = in->next;
+		if (s->ix && !s->ix_err) {
+			rc = qli_index_seal(s->ix, in->sf, in->acc);
+			if (rc)
+				ix_fail(s, rc);
+		}
+		qli_segfile_close(in->sf);
+		free(in->sf);
+		qli_segacc_free(in->acc);
+		free(in);
+	}
 }
 
 /* How far the records' own times must have moved past a bucket's end
@@ -1105,7 +1178,7 @@ static void install_all(ql_store *s, qli_install *in)
 			 * growing the file (after an import, many are
 			 * installed at once) */
 			if (in->next)
-				index_commit(s, 1);
+				index_commit_txn(s);
 		}
 		qli_segfile_close(in->sf);
 		free(in->sf);
@@ -1163,18 +1236,64 @@ static size_t drop_list(ql_store *s, qli_memtable *list)
  * encoding), sync if asked and release the callers waiting for it, then
  * what does not make anything durable: the index summaries of the blocks
  * written, sealing, the index commit. */
+/* Is there work that makes records durable: a sync asked for, or
+ * records waiting to be written? Caller holds mu. */
+static int durable_work(const ql_store *s)
+{
+	return s->qhead || s->sync_req > s->durable_seq;
+}
+
+/* Takes the write path for the calling thread, waiting for a leader
+ * (lead_sync) to finish; gives it back. Caller holds mu. */
+static void wtake(ql_store *s)
+{
+	while (s->wbusy)
+		pthread_cond_wait(&s->done, &s->mu);
+	s->wbusy = 1;
+}
+
+static void wgive(ql_store *s)
+{
+	s->wbusy = 0;
+	s->wlist = NULL;
+	pthread_cond_broadcast(&s->done);
+}
+
 static void *writer_main(void *arg)
 {
 	ql_store *s = arg;
+	/* written, not yet indexed (oldest first): the index summaries wait
+	 * while a sync is asked for, so that an appender waiting for its
+	 * records to be durable never waits for index work */
+	qli_memtable *ixq = NULL, **ixtail = &ixq;
+	size_t nixq = 0;
 
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
-		qli_memtable *list, *mt;
+		qli_memtable *list, *mt, *done = NULL;
 		uint64_t upto;
-		int do_sync, do_maint, do_seal, rc = 0;
+		int do_sync, do_maint, do_seal, sealing = 0, queued = 0;
+		int own = 0, rc = 0;
 		int64_t now = qli_now(s);
 
-		do_sync = s->sync_req > s->durable_seq ||
+		if (s->ixq) {
+			/* blocks a leader wrote: their summaries come after
+			 * the ones already waiting */
+			*ixtail = s->ixq;
+			for (mt = s->ixq; mt; mt = mt->next)
+				nixq++;
+			ixtail = &s->ixq_tail->next;
+			s->ixq = s->ixq_tail = NULL;
+		}
+		if (s->wbusy) {
+			/* a leader is writing: it signals when done */
+			pthread_cond_wait(&s->work, &s->mu);
+			continue;
+		}
+		/* a sync asked for by threads that wait in sync_wait is
+		 * theirs to write (lead_sync): no hand-over to this thread
+		 * and back */
+		do_sync = (s->sync_req > s->durable_seq && !s->nsyncwait) ||
 			  (s->stop && s->seq > s->durable_seq);
 		do_maint = s->maint_req > s->maint_done ||
 			   s->reindex_req > s->reindex_done ||
@@ -1182,7 +1301,15 @@ static void *writer_main(void *arg)
 			   (s->opt.maintenance_interval_ms > 0 &&
 			    mono_us() >= s->next_maint);
 		do_seal = do_maint || stream_seal_check(s);
-		if (!s->qhead && !do_sync && !do_seal) {
+		/* index work waits while threads wait for a sync they write
+		 * themselves, unless too much of it waits or the commit is
+		 * due (the leader signals work when it is done) */
+		int ix_now = ixq && (!s->nsyncwait || nixq > QLI_IX_DEFER ||
+				     mono_us() - s->ix_last_commit >=
+					     QLI_US_PER_S);
+
+		if ((!s->qhead || s->nsyncwait) && !do_sync && !do_seal &&
+		    !ix_now) {
 			struct timespec ts;
 
 			if (s->stop)
@@ -1201,6 +1328,10 @@ static void *writer_main(void *arg)
 			list = s->qhead;
 			s->qhead = s->qtail = NULL;
 			s->pending_bytes -= drop_list(s, list);
+			s->pending_bytes -= drop_list(s, ixq);
+			ixq = NULL;
+			ixtail = &ixq;
+			nixq = 0;
 			s->maint_done = s->maint_req;
 			pthread_cond_broadcast(&s->done);
 			if (s->stop)
@@ -1214,14 +1345,14 @@ static void *writer_main(void *arg)
 		if (do_maint) {
 			if (s->stop)
 				s->final_maint = 1;
-			plan_seals(s, now);
+			sealing = plan_seals(s, now);
 			s->next_maint = mono_us() + (int64_t)s->opt
 				.maintenance_interval_ms * 1000;
 		} else if (do_seal) {
 			/* the records' times moved past an open bucket: seal
 			 * it now rather than at the next tick (a fast import
 			 * crosses several buckets a second) */
-			do_seal = plan_seals(s, now);
+			do_seal = sealing = plan_seals(s, now);
 		}
 		uint64_t maint_target = s->maint_req;
 		uint64_t reindex_target = s->reindex_req;
@@ -1234,6 +1365,8 @@ static void *writer_main(void *arg)
 			fail(s, snap);
 			continue;
 		}
+		s->wbusy = 1; /* this cycle owns the write path */
+		own = 1;
 		list = s->wlist = s->qhead;
 		s->qhead = s->qtail = NULL;
 		qli_install *inst = s->inst;
@@ -1241,7 +1374,6 @@ static void *writer_main(void *arg)
 		s->inst = NULL;
 		upto = frozen_upto(s);
 		pthread_mutex_unlock(&s->mu);
-		install_all(s, inst);
 
 		for (mt = list; mt && !rc; mt = mt->next)
 			rc = encode_memtable(s, mt, 0);
@@ -1263,12 +1395,86 @@ static void *writer_main(void *arg)
 			pthread_cond_broadcast(&s->done);
 			pthread_mutex_unlock(&s->mu);
 		}
-		for (mt = list; mt && !rc; mt = mt->next)
+		pthread_mutex_lock(&s->mu);
+		s->wlist = NULL; /* written: nothing left in it to encode */
+		if (rc) /* before a leader could sync past the failure */
+			fail(s, rc);
+		if (!sealing && !stopping &&
+		    reindex_target == s->reindex_done) {
+			/* what follows is index work (LMDB): the write path
+			 * is free for a leader (lead_sync) meanwhile */
+			wgive(s);
+			own = 0;
+		}
+		pthread_mutex_unlock(&s->mu);
+		install_all(s, inst);
+		if (!rc && list) {
+			/* the written blocks wait for their index summaries */
+			queued = 1;
+			*ixtail = list;
+			for (mt = list; mt->next; mt = mt->next)
+				nixq++;
+			nixq++;
+			ixtail = &mt->next;
+		}
+		/* Index summaries, oldest first. Sealing, a rebuild, closing
+		 * and the index commit (once a second: the directory entries
+		 * it writes must not name blocks without a summary) need
+		 * them all; otherwise they give way to a sync asked for
+		 * meanwhile (the next cycle serves it first), as long as no
+		 * more than QLI_IX_DEFER blocks wait. */
+		int may_defer = !do_seal && !stopping &&
+				reindex_target == s->reindex_done &&
+				mono_us() - s->ix_last_commit < QLI_US_PER_S;
+
+		while (!rc && ixq) {
+			if (may_defer && nixq <= QLI_IX_DEFER) {
+				int yield;
+
+				pthread_mutex_lock(&s->mu);
+				yield = durable_work(s);
+				pthread_mutex_unlock(&s->mu);
+				if (yield)
+					break;
+			}
+			mt = ixq;
+			ixq = mt->next;
+			if (!ixq)
+				ixtail = &ixq;
+			nixq--;
 			index_memtable(s, mt);
-		if (!rc && do_seal)
+			mt->next = done;
+			done = mt;
+		}
+		if (!rc && sealing) /* the path is still this cycle's */
 			rc = do_seals(s);
-		if (!rc)
-			index_commit(s, do_seal || stopping);
+		if (own && !stopping && reindex_target == s->reindex_done) {
+			pthread_mutex_lock(&s->mu);
+			if (rc)
+				fail(s, rc);
+			wgive(s);
+			pthread_mutex_unlock(&s->mu);
+			own = 0;
+		}
+		index_sealed(s);
+		if (!rc && !ixq && (do_seal || commit_due(s))) {
+			/* the directory entries describe the files being
+			 * written: they need the write path, the commit not */
+			if (!own) {
+				pthread_mutex_lock(&s->mu);
+				wtake(s);
+				pthread_mutex_unlock(&s->mu);
+				own = 1;
+			}
+			index_put_dirs(s);
+			if (!stopping && reindex_target == s->reindex_done) {
+				pthread_mutex_lock(&s->mu);
+				wgive(s);
+				pthread_mutex_unlock(&s->mu);
+				own = 0;
+			}
+			index_commit_txn(s);
+		}
 		if (!rc && reindex_target > s->reindex_done &&
 		    (rc = reindex_all(s, 1))) {
 			ix_fail(s, rc); /* the index, not the data, failed */
@@ -1276,10 +1482,18 @@ static void *writer_main(void *arg)
 		}
 
 		pthread_mutex_lock(&s->mu);
-		s->wlist = NULL;
-		s->pending_bytes -= drop_list(s, list);
-		if (rc)
+		if (own)
+			wgive(s);
+		s->pending_bytes -= drop_list(s, done);
+		if (rc) {
+			if (!queued) /* else it is in ixq or done */
+				s->pending_bytes -= drop_list(s, list);
+			s->pending_bytes -= drop_list(s, ixq);
+			ixq = NULL;
+			ixtail = &ixq;
+			nixq = 0;
 			fail(s, rc);
+		}
 		if (do_maint && maint_target > s->maint_done)
 			s->maint_done = maint_target;
 		if (reindex_target > s->reindex_done)
@@ -1491,6 +1705,7 @@ static int recover(ql_store *s)
 			qli_bucket tmp = *b;
 
 			rc = seal_bucket(s, &tmp); /* closes tmp.active */
+			index_sealed(s);
 			b->active = tmp.active;
 		}
 		if (rc) {
@@ -1524,6 +1739,21 @@ static void store_free(ql_store *s)
 
 		memtable_free(s->qhead);
 		s->qhead = n;
+	}
+	while (s->ixq) {
+		qli_memtable *n = s->ixq->next;
+
+		memtable_free(s->ixq);
+		s->ixq = n;
+	}
+	while (s->wsealed) {
+		qli_install *n = s->wsealed->next;
+
+		qli_segfile_close(s->wsealed->sf);
+		free(s->wsealed->sf);
+		qli_segacc_free(s->wsealed->acc);
+		free(s->wsealed);
+		s->wsealed = n;
 	}
 	while (s->spare_mt) {
 		qli_memtable *n = s->spare_mt->next;
@@ -1954,17 +2184,82 @@ static uint64_t sync_request(ql_store *s)
 	return target;
 }
 
+/* Group commit led by a waiting thread: when no other thread is on the
+ * write path, the caller takes it, writes every frozen block (its own and
+ * other appenders') and fdatasyncs, as the writer's cycle would. With one
+ * appending thread this saves two hand-overs between threads per append
+ * (to the writer and back), each a wake-up that costs as much as a small
+ * fdatasync on a busy two-core machine. The index summaries of what it
+ * wrote go to the writer thread (LMDB's write transaction is the
+ * writer's). Caller holds mu; it is released while writing. Returns
+ * whether it led. */
+static int lead_sync(ql_store *s)
+{
+	qli_memtable *list, *mt;
+	uint64_t upto;
+	int rc;
+
+	if (s->wbusy || s->failed || !s->thread_started)
+		return 0;
+	for (size_t i = 0; i < s->nbuckets; i++)
+		freeze(s, s->buckets[i]);
+	rc = snapshot_buckets(s);
+	if (rc) {
+		fail(s, rc);
+		return 1;
+	}
+	s->wbusy = 1;
+	list = s->wlist = s->qhead;
+	s->qhead = s->qtail = NULL;
+	upto = frozen_upto(s);
+	pthread_mutex_unlock(&s->mu);
+
+	for (mt = list; mt && !rc; mt = mt->next)
+		rc = encode_memtable(s, mt, 0);
+	for (mt = list; mt && !rc; mt = mt->next)
+		rc = write_memtable(s, mt);
+	if (!rc)
+		rc = sync_all(s);
+
+	pthread_mutex_lock(&s->mu);
+	s->wlist = NULL;
+	s->wbusy = 0;
+	if (rc) {
+		s->pending_bytes -= drop_list(s, list);
+		fail(s, rc);
+	} else {
+		if (upto > s->durable_seq)
+			s->durable_seq = upto;
+		if (list) {
+			for (mt = list; mt->next; mt = mt->next)
+				;
+			if (s->ixq_tail)
+				s->ixq_tail->next = list;
+			else
+				s->ixq = list;
+			s->ixq_tail = mt;
+		}
+	}
+	pthread_cond_broadcast(&s->done);
+	pthread_cond_signal(&s->work); /* index work, or its turn */
+	return 1;
+}
+
 /* Waits until every record up to target is durable, encoding unclaimed
- * blocks meanwhile. Caller holds mu. */
+ * blocks meanwhile, and writing them itself when no thread is writing
+ * (lead_sync). Caller holds mu. */
 static int sync_wait(ql_store *s, uint64_t target)
 {
 	int rc = writable(s);
 
 	if (rc)
 		return rc;
+	s->nsyncwait++;
 	while (s->durable_seq < target && !s->failed)
-		if (!steal_one(s))
+		if (!lead_sync(s) && !steal_one(s))
 			pthread_cond_wait(&s->done, &s->mu);
+	if (--s->nsyncwait == 0)
+		pthread_cond_signal(&s->work); /* the writer's turn */
 	if (s->durable_seq < target)
 		rc = qli_err(s->failed, "%s", s->failmsg);
 	return rc;

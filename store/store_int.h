@@ -47,6 +47,9 @@ typedef struct qli_memtable {
 /* An appending thread that does not wait for a sync encodes a block
  * itself once this many wait unclaimed (the writer is behind). */
 #define QLI_HELP_BACKLOG 2
+/* Written blocks whose index summaries may wait while syncs are asked
+ * for (writer_main); beyond this the writer indexes before syncing. */
+#define QLI_IX_DEFER 16
 
 /* A time bucket the writer knows of. */
 typedef struct qli_bucket {
@@ -86,6 +89,14 @@ struct ql_store {
 	qli_bucket *last_bucket; /* cache for the append path */
 	qli_memtable *qhead, *qtail; /* frozen, waiting for the writer */
 	qli_memtable *wlist;    /* frozen, taken by the writer's cycle */
+	/* The write path (queue to files to fdatasync, and every field the
+	 * writer thread owns) belongs to one thread at a time: the writer's
+	 * cycle, or a thread waiting for a sync that writes and syncs
+	 * itself (lead_sync in store.c) */
+	int wbusy;
+	size_t nsyncwait;       /* threads in sync_wait */
+	qli_memtable *ixq, *ixq_tail; /* written by a leader, not indexed */
+	struct qli_install *wsealed; /* writer: sealed, index entry to write */
 	size_t nraw;            /* unclaimed memtables in those lists */
 	size_t pending_bytes;
 	pthread_cond_t encoded; /* a memtable was encoded by a thread */

@@ -115,7 +115,7 @@ static void build_template(answers *ref)
 	t_rec t;
 
 	t_tmpdir(g_tmpl, sizeof(g_tmpl));
-	g_now = T_EPOCH + 10 * T_HOUR;
+	t_setclock(&g_now, T_EPOCH + 10 * T_HOUR);
 	if (ql_open(&s, g_tmpl, &o))
 		abort();
 	for (int b = 0; b < NB; b++) {

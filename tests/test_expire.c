@@ -44,7 +44,7 @@ static int setup(void **state)
 	fx *f = calloc(1, sizeof(*f));
 
 	t_tmpdir(f->dir, sizeof(f->dir));
-	f->now = T_EPOCH;
+	t_setclock(&f->now, T_EPOCH);
 	f->opt = (ql_options)QL_OPTIONS_INIT;
 	f->opt.flags = QL_OPEN_CREATE;
 	f->opt.clock = t_clock;
@@ -186,7 +186,7 @@ static void test_120_days(void **state)
 		t_rec t;
 
 		/* the day's records, all within the day just begun */
-		f->now += T_DAY;
+		t_setclock(&f->now, f->now + T_DAY);
 		for (int i = 0; i < PER_DAY; i++) {
 			int64_t ts = f->now - T_DAY +
 				     (int64_t)(t_rand(&rng) % (T_DAY - T_MIN));
@@ -244,11 +244,11 @@ static void test_120_days(void **state)
 		}
 		if (day == 70) {
 			/* the clock jumps back three days, then on */
-			f->now -= 3 * T_DAY;
+			t_setclock(&f->now, f->now - 3 * T_DAY);
 		}
 		if (day == 75) {
 			/* and forward ten */
-			f->now += 10 * T_DAY;
+			t_setclock(&f->now, f->now + 10 * T_DAY);
 		}
 		assert_int_equal(ql_maintain(f->s), 0);
 		assert_int_equal(ql_expire(f->s, 0, "test", count_deleted,
@@ -280,7 +280,7 @@ static void test_half_done_deletion_finished(void **state)
 	uint64_t rng = 3;
 	t_rec t;
 
-	f->now = T_EPOCH + 2 * T_DAY;
+	t_setclock(&f->now, T_EPOCH + 2 * T_DAY);
 	assert_int_equal(ql_open(&f->s, f->dir, &f->opt), 0);
 	t_make(&t, &rng, T_EPOCH + T_DAY + T_HOUR, 10);
 	assert_int_equal(ql_append(f->s, &t.r, 1, NULL), 0);
@@ -314,7 +314,7 @@ static void test_past_due_hidden_before_sweep(void **state)
 	uint64_t rng = 5;
 	t_rec t;
 
-	f->now = T_EPOCH + 2 * T_DAY;
+	t_setclock(&f->now, T_EPOCH + 2 * T_DAY);
 	assert_int_equal(ql_open(&f->s, f->dir, &f->opt), 0);
 	for (int i = 0; i < 10; i++) {
 		t_make(&t, &rng, T_EPOCH + T_DAY + i * T_HOUR, 10);
@@ -329,7 +329,7 @@ static void test_past_due_hidden_before_sweep(void **state)
 	}
 	/* 31 days later the bucket is past due: no sweep has run, yet
 	 * reads no longer return it */
-	f->now += 31 * T_DAY;
+	t_setclock(&f->now, f->now + 31 * T_DAY);
 	{
 		seen v = scan_all(f->s);
 
@@ -339,7 +339,7 @@ static void test_past_due_hidden_before_sweep(void **state)
 	/* a dry run reports it, deletes nothing */
 	assert_int_equal(ql_expire(f->s, 1, "test", count_action, act), 0);
 	assert_int_equal(act[QL_EXPIRE_DELETE], 1);
-	f->now -= 31 * T_DAY;
+	t_setclock(&f->now, f->now - 31 * T_DAY);
 	{
 		seen v = scan_all(f->s);
 
@@ -358,17 +358,17 @@ static void test_cursor_across_deletion_clean(void **state)
 	int rc;
 	t_rec t;
 
-	f->now = T_EPOCH + 2 * T_DAY;
+	t_setclock(&f->now, T_EPOCH + 2 * T_DAY);
 	assert_int_equal(ql_open(&f->s, f->dir, &f->opt), 0);
 	for (int i = 0; i < 10; i++) {
 		t_make(&t, &rng, T_EPOCH + T_DAY + i * T_HOUR, 10);
 		assert_int_equal(ql_append(f->s, &t.r, 1, NULL), 0);
 	}
-	f->now += T_DAY; /* sealed (and indexed) */
+	t_setclock(&f->now, f->now + T_DAY); /* sealed (and indexed) */
 	assert_int_equal(ql_maintain(f->s), 0);
 	/* a cursor plans the segment, then a sweep deletes it */
 	assert_int_equal(ql_cursor_open(&c, f->s, &q), 0);
-	f->now += 31 * T_DAY;
+	t_setclock(&f->now, f->now + 31 * T_DAY);
 	assert_int_equal(ql_expire(f->s, 0, "test", NULL, NULL), 0);
 	rc = ql_cursor_next(c, &r);
 	/* a clean error naming the segment, or (if the file was already
@@ -392,7 +392,7 @@ static void test_bad_holds_refused(void **state)
 	fx *f = *state;
 	ql_hold o = QL_HOLD_INIT;
 
-	f->now = T_EPOCH + 10 * T_DAY;
+	t_setclock(&f->now, T_EPOCH + 10 * T_DAY);
 	assert_int_equal(ql_open(&f->s, f->dir, &f->opt), 0);
 	o.order_id = "A-1";
 	o.from = f->now;
@@ -427,17 +427,17 @@ static void test_audit_trim_is_success(void **state)
 	t_rec t;
 
 	f->opt.audit_retention_us = T_DAY;
-	f->now = T_EPOCH + 2 * T_DAY;
+	t_setclock(&f->now, T_EPOCH + 2 * T_DAY);
 	assert_int_equal(ql_open(&f->s, f->dir, &f->opt), 0);
 	t_make(&t, &rng, T_EPOCH + T_DAY + T_HOUR, 10);
 	assert_int_equal(ql_append(f->s, &t.r, 1, NULL), 0);
-	f->now = T_EPOCH + 3 * T_DAY;
+	t_setclock(&f->now, T_EPOCH + 3 * T_DAY);
 	assert_int_equal(ql_maintain(f->s), 0); /* sealed: November's file */
 	snprintf(nov, sizeof(nov), "%s/audit/2026-11.log", f->dir);
 	assert_int_equal(access(nov, F_OK), 0);
 	/* December 5: the segment is due (its expiry goes to December's
 	 * file) and November's file is past the audit trail's retention */
-	f->now = T_EPOCH + 34 * T_DAY;
+	t_setclock(&f->now, T_EPOCH + 34 * T_DAY);
 	assert_int_equal(ql_expire(f->s, 0, "test", count_action, act), 0);
 	assert_int_equal(act[QL_EXPIRE_DELETE], 1);
 	assert_int_equal(access(nov, F_OK), -1);

@@ -79,7 +79,7 @@ static int setup(void **state)
 	fx *f = calloc(1, sizeof(*f));
 
 	t_tmpdir(f->dir, sizeof(f->dir));
-	f->now = T_EPOCH + 12 * T_HOUR;
+	t_setclock(&f->now, T_EPOCH + 12 * T_HOUR);
 	f->opt = (ql_options)QL_OPTIONS_INIT;
 	f->opt.flags = QL_OPEN_CREATE;
 	f->opt.clock = t_clock;
@@ -258,7 +258,7 @@ static unsigned check_all(ql_store *s, const model *m, uint64_t seed)
 static void seal_some(fx *f)
 {
 	/* the clock passes the first hours: their buckets are sealed */
-	f->now = T_EPOCH + 13 * T_HOUR;
+	t_setclock(&f->now, T_EPOCH + 13 * T_HOUR);
 	assert_int_equal(ql_maintain(f->s), 0);
 }
 
@@ -280,7 +280,7 @@ static void test_queries_match_model_in_every_phase(void **state)
 
 	/* history in hours 0-7 (sealed at the first maintenance) and the
 	 * open hours 11-12 */
-	f->now = T_EPOCH + 8 * T_HOUR;
+	t_setclock(&f->now, T_EPOCH + 8 * T_HOUR);
 	assert_int_equal(ql_open(&f->s, f->dir, &f->opt), 0);
 	add(f, NREC / 2, T_EPOCH, 8 * T_HOUR);
 	assert_int_equal(ql_sync(f->s), 0);
@@ -459,7 +459,7 @@ static void test_compact_index_matches_files(void **state)
 	struct dirent *e;
 	DIR *dh;
 
-	f->now = T_EPOCH + 8 * T_HOUR;
+	t_setclock(&f->now, T_EPOCH + 8 * T_HOUR);
 	assert_int_equal(ql_open(&f->s, f->dir, &f->opt), 0);
 	add(f, NREC, T_EPOCH, 6 * T_HOUR);
 	/* one hour of 40,000 more: 20 compact blocks, so the pool's
@@ -480,7 +480,7 @@ static void test_compact_index_matches_files(void **state)
 		r.ts = T_EPOCH + (int64_t)i * (6 * T_HOUR / 300);
 		assert_int_equal(ql_append(f->s, &r, 1, NULL), 0);
 	}
-	f->now = T_EPOCH + 13 * T_HOUR;
+	t_setclock(&f->now, T_EPOCH + 13 * T_HOUR);
 	assert_int_equal(ql_maintain(f->s), 0); /* seals and compacts */
 	dirfd = open(f->dir, O_RDONLY | O_DIRECTORY);
 	snprintf(path, sizeof(path), "%s/seg", f->dir);

@@ -24,7 +24,7 @@ static int setup(void **state)
 	fx *f = calloc(1, sizeof(*f));
 
 	t_tmpdir(f->dir, sizeof(f->dir));
-	f->now = T_EPOCH + 2 * T_DAY + 12 * T_HOUR; /* 2026-11-03T12:00Z */
+	t_setclock(&f->now, T_EPOCH + 2 * T_DAY + 12 * T_HOUR); /* 2026-11-03T12:00Z */
 	f->opt = (ql_options)QL_OPTIONS_INIT;
 	f->opt.flags = QL_OPEN_CREATE;
 	f->opt.clock = t_clock;
@@ -195,7 +195,7 @@ static void test_seal_on_clock_and_late_generation(void **state)
 	assert_int_equal(a.n, 1);
 	assert_int_equal(a.sealed, 0);
 	/* the clock passes the bucket's end plus the grace period */
-	f->now = T_EPOCH + 3 * T_DAY + 11 * T_MIN;
+	t_setclock(&f->now, T_EPOCH + 3 * T_DAY + 11 * T_MIN);
 	assert_int_equal(ql_maintain(f->s), 0);
 	memset(&a, 0, sizeof(a));
 	assert_int_equal(ql_segments(f->s, 0, acc_seg, &a), 0);
@@ -631,7 +631,7 @@ static void test_verify_names_damaged_segment(void **state)
 	assert_int_equal(ql_open(&f->s, f->dir, &f->opt), 0);
 	append_stream(f, 1, f->now - 26 * T_HOUR, 30 * T_SEC, 3000);
 	assert_int_equal(ql_sync(f->s), 0);
-	f->now += T_DAY; /* seal both buckets */
+	t_setclock(&f->now, f->now + T_DAY); /* seal both buckets */
 	assert_int_equal(ql_maintain(f->s), 0);
 	assert_int_equal(ql_segments(f->s, 1, acc_seg, &a), 0);
 	assert_int_equal(a.n, 2);

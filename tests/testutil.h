@@ -60,10 +60,16 @@ static inline void t_cleanup(const char *store)
 	t_rmrf(parent);
 }
 
-/* A settable clock for ql_options.clock. */
+/* A settable clock for ql_options.clock. The store calls it from its
+ * own threads at any time, so it is read and set atomically. */
 static inline int64_t t_clock(void *ctx)
 {
-	return *(int64_t *)ctx;
+	return __atomic_load_n((int64_t *)ctx, __ATOMIC_RELAXED);
+}
+
+static inline void t_setclock(int64_t *clock, int64_t v)
+{
+	__atomic_store_n(clock, v, __ATOMIC_RELAXED);
 }
 
 static inline uint64_t t_rand(uint64_t *s)
