@@ -161,8 +161,8 @@ typedef struct ql_options {
 	unsigned block_records;
 	/* zstd level of what is kept: the compact segments, or every block
 	 * when compaction is off. Default 3; 1..19. (With compaction on, the
-	 * blocks of a bucket still open are written at level 1: compaction
-	 * rewrites them.) */
+	 * blocks of a bucket still open are written at zstd's fastest level:
+	 * compaction rewrites them.) */
 	int compression_level;
 	/* Most bytes of accepted-but-unwritten records held in memory before
 	 * ql_append() waits for the background writer (back-pressure),

@@ -253,6 +253,11 @@ struct qli_encoder {
 	size_t cols_cap;
 };
 
+int qli_zstd_fastest_level(void)
+{
+	return ZSTD_minCLevel();
+}
+
 qli_encoder *qli_encoder_new(int level)
 {
 	qli_encoder *e = calloc(1, sizeof(*e));

@@ -105,6 +105,8 @@ int qli_frame_verify(const uint8_t hdr[QLI_FRAME_HDR], const qli_frame_hdr *h,
 
 typedef struct qli_encoder qli_encoder;
 qli_encoder *qli_encoder_new(int level);
+/* zstd's fastest level (negative: hardly more than a copy). */
+int qli_zstd_fastest_level(void);
 void qli_encoder_free(qli_encoder *e);
 /* Encodes n (1..QLI_MAX_BLOCK_RECORDS) records into a whole frame
  * (header + payload) appended to out. Records are stored sorted by time
