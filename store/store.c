@@ -869,6 +869,21 @@ static int write_memtable(ql_store *s, qli_memtable *mt)
 	return 0;
 }
 
+/* Encodes what no other thread claimed, then writes every block of list
+ * in order (waiting for blocks other threads are encoding). The caller
+ * owns the write path. */
+static int write_list(ql_store *s, qli_memtable *list)
+{
+	qli_memtable *mt;
+	int rc = 0;
+
+	for (mt = list; mt && !rc; mt = mt->next)
+		rc = encode_memtable(s, mt, 0);
+	for (mt = list; mt && !rc; mt = mt->next)
+		rc = write_memtable(s, mt);
+	return rc;
+}
+
 static int sync_all(ql_store *s)
 {
 	for (size_t i = 0; i < s->nwb; i++) {
@@ -956,6 +971,16 @@ static int seal_bucket(ql_store *s, qli_bucket *b)
 	return 0;
 }
 
+/* Frees one finished compaction or sealed segment waiting for its index
+ * entries (its segment closed). */
+static void install_free(qli_install *in)
+{
+	qli_segfile_close(in->sf);
+	free(in->sf);
+	qli_segacc_free(in->acc);
+	free(in);
+}
+
 /* Writes the index entries of the segments sealed by do_seals: each
  * segment's keys by block, built from its accumulator (the heavy part of a
  * seal: sorting every key of the day). The files are sealed and no longer
@@ -982,10 +1007,7 @@ static void index_sealed(ql_store *s)
 			if (rc)
 				ix_fail(s, rc);
 		}
-		qli_segfile_close(in->sf);
-		free(in->sf);
-		qli_segacc_free(in->acc);
-		free(in);
+		install_free(in);
 	}
 }
 
@@ -1183,10 +1205,7 @@ static void install_all(ql_store *s, qli_install *in)
 			if (in->next)
 				index_commit_txn(s);
 		}
-		qli_segfile_close(in->sf);
-		free(in->sf);
-		qli_segacc_free(in->acc);
-		free(in);
+		install_free(in);
 		in = next;
 	}
 }
@@ -1378,10 +1397,7 @@ static void *writer_main(void *arg)
 		upto = frozen_upto(s);
 		pthread_mutex_unlock(&s->mu);
 
-		for (mt = list; mt && !rc; mt = mt->next)
-			rc = encode_memtable(s, mt, 0);
-		for (mt = list; mt && !rc; mt = mt->next)
-			rc = write_memtable(s, mt);
+		rc = write_list(s, list);
 		if (!rc && !do_sync) {
 			/* a caller may have asked for a sync while we waited
 			 * for the encoding: answer it before the index work */
@@ -1752,10 +1768,7 @@ static void store_free(ql_store *s)
 	while (s->wsealed) {
 		qli_install *n = s->wsealed->next;
 
-		qli_segfile_close(s->wsealed->sf);
-		free(s->wsealed->sf);
-		qli_segacc_free(s->wsealed->acc);
-		free(s->wsealed);
+		install_free(s->wsealed);
 		s->wsealed = n;
 	}
 	while (s->spare_mt) {
@@ -1785,10 +1798,7 @@ static void store_free(ql_store *s)
 	while (s->inst) {
 		qli_install *n = s->inst->next;
 
-		qli_segfile_close(s->inst->sf);
-		free(s->inst->sf);
-		qli_segacc_free(s->inst->acc);
-		free(s->inst);
+		install_free(s->inst);
 		s->inst = n;
 	}
 	free(s->cq);
@@ -2217,10 +2227,7 @@ static int lead_sync(ql_store *s)
 	upto = frozen_upto(s);
 	pthread_mutex_unlock(&s->mu);
 
-	for (mt = list; mt && !rc; mt = mt->next)
-		rc = encode_memtable(s, mt, 0);
-	for (mt = list; mt && !rc; mt = mt->next)
-		rc = write_memtable(s, mt);
+	rc = write_list(s, list);
 	if (!rc)
 		rc = sync_all(s);
 
