@@ -1501,6 +1501,8 @@ static void *writer_main(void *arg)
 		}
 
 		pthread_mutex_lock(&s->mu);
+		if (rc) /* first: drop_list below may release mu */
+			fail(s, rc);
 		if (own)
 			wgive(s);
 		s->pending_bytes -= drop_list(s, done);
@@ -2232,11 +2234,15 @@ static int lead_sync(ql_store *s)
 		rc = sync_all(s);
 
 	pthread_mutex_lock(&s->mu);
+	/* a failure is recorded before the path is given back, and before
+	 * drop_list, which may wait (releasing mu) for a block another
+	 * thread encodes: no leader may sync past what this one lost */
+	if (rc)
+		fail(s, rc);
 	s->wlist = NULL;
 	s->wbusy = 0;
 	if (rc) {
 		s->pending_bytes -= drop_list(s, list);
-		fail(s, rc);
 	} else {
 		if (upto > s->durable_seq)
 			s->durable_seq = upto;

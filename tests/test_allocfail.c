@@ -65,7 +65,11 @@
  *
  * Paths: open-new, open-readonly, recovery (a store needing every repair,
  * index stale), rebuild (the same, index deleted), append, append-every,
- * batch, batch-every, group (two threads, group commit), sync, maintain
+ * batch, batch-every, group (two threads, group commit; run three times,
+ * group-2 and group-3 again: their interleaving differs from run to run,
+ * and a leader that synced past a block another leader lost to a failed
+ * allocation failed between 1 run of the path in 2 and 1 in 30), sync,
+ * maintain
  * (sealing), close, script (the whole faultvfs_script.h run), cursor-*
  * (scan, window, handle, target, none, ip, cidr4, cidr6: index lagging for
  * two segments), stat, segments (verify), hold-list, audit-read,
@@ -2001,6 +2005,8 @@ static const struct apath {
 	{ "batch", body_batch },
 	{ "batch-every", body_batch_every },
 	{ "group", body_group },
+	{ "group-2", body_group },
+	{ "group-3", body_group },
 	{ "sync", body_sync },
 	{ "maintain", body_maintain },
 	{ "close", body_close },
