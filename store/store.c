@@ -1253,16 +1253,72 @@ static size_t drop_list(ql_store *s, qli_memtable *list)
 	return freed;
 }
 
-/* One cycle of the writer: take the queue, encode what no other thread
- * claimed, write it in queue order (waiting for blocks other threads are
- * encoding), sync if asked and release the callers waiting for it, then
- * what does not make anything durable: the index summaries of the blocks
- * written, sealing, the index commit. */
 /* Is there work that makes records durable: a sync asked for, or
  * records waiting to be written? Caller holds mu. */
 static int durable_work(const ql_store *s)
 {
 	return s->qhead || s->sync_req > s->durable_seq;
+}
+
+/* The blocks written (by the writer or a leader) whose index summaries
+ * the writer has not staged yet, oldest first (s->ixq, under mu). */
+static void ixq_push(ql_store *s, qli_memtable *list)
+{
+	qli_memtable *mt;
+
+	if (!list)
+		return;
+	for (mt = list;; mt = mt->next) {
+		s->nixq++;
+		if (!mt->next)
+			break;
+	}
+	if (s->ixq_tail)
+		s->ixq_tail->next = list;
+	else
+		s->ixq = list;
+	s->ixq_tail = mt;
+}
+
+/* Takes the whole queue (to drop it after a failure). Caller holds mu. */
+static qli_memtable *ixq_take(ql_store *s)
+{
+	qli_memtable *list = s->ixq;
+
+	s->ixq = s->ixq_tail = NULL;
+	s->nixq = 0;
+	return list;
+}
+
+/* Stages the queued block summaries, oldest first, onto *done (for
+ * drop_list). With may_defer they give way to a sync asked for meanwhile
+ * (the next cycle serves it first) as long as no more than QLI_IX_DEFER
+ * blocks wait. Returns whether blocks are left. */
+static int index_queued(ql_store *s, int may_defer, qli_memtable **done)
+{
+	for (;;) {
+		qli_memtable *mt;
+
+		pthread_mutex_lock(&s->mu);
+		mt = s->ixq;
+		if (mt && may_defer && s->nixq <= QLI_IX_DEFER &&
+		    durable_work(s)) {
+			pthread_mutex_unlock(&s->mu);
+			return 1;
+		}
+		if (mt) {
+			s->ixq = mt->next;
+			if (!s->ixq)
+				s->ixq_tail = NULL;
+			s->nixq--;
+		}
+		pthread_mutex_unlock(&s->mu);
+		if (!mt)
+			return 0;
+		index_memtable(s, mt);
+		mt->next = *done;
+		*done = mt;
+	}
 }
 
 /* Takes the write path for the calling thread, waiting for a leader
@@ -1281,32 +1337,23 @@ static void wgive(ql_store *s)
 	pthread_cond_broadcast(&s->done);
 }
 
+/* One cycle of the writer: take the queue, encode what no other thread
+ * claimed, write it in queue order (waiting for blocks other threads are
+ * encoding), sync if asked and release the callers waiting for it, then
+ * what does not make anything durable: the index summaries of the blocks
+ * written (its own and the leaders'), sealing, the index commit. */
 static void *writer_main(void *arg)
 {
 	ql_store *s = arg;
-	/* written, not yet indexed (oldest first): the index summaries wait
-	 * while a sync is asked for, so that an appender waiting for its
-	 * records to be durable never waits for index work */
-	qli_memtable *ixq = NULL, **ixtail = &ixq;
-	size_t nixq = 0;
 
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
-		qli_memtable *list, *mt, *done = NULL;
+		qli_memtable *list, *done = NULL;
 		uint64_t upto;
 		int do_sync, do_maint, do_seal, sealing = 0, queued = 0;
 		int own = 0, rc = 0;
 		int64_t now = qli_now(s);
 
-		if (s->ixq) {
-			/* blocks a leader wrote: their summaries come after
-			 * the ones already waiting */
-			*ixtail = s->ixq;
-			for (mt = s->ixq; mt; mt = mt->next)
-				nixq++;
-			ixtail = &s->ixq_tail->next;
-			s->ixq = s->ixq_tail = NULL;
-		}
 		if (s->wbusy) {
 			/* a leader is writing: it signals when done */
 			pthread_cond_wait(&s->work, &s->mu);
@@ -1326,9 +1373,9 @@ static void *writer_main(void *arg)
 		/* index work waits while threads wait for a sync they write
 		 * themselves, unless too much of it waits or the commit is
 		 * due (the leader signals work when it is done) */
-		int ix_now = ixq && (!s->nsyncwait || nixq > QLI_IX_DEFER ||
-				     mono_us() - s->ix_last_commit >=
-					     QLI_US_PER_S);
+		int ix_now = s->ixq && (!s->nsyncwait ||
+					s->nixq > QLI_IX_DEFER ||
+					commit_due(s));
 
 		if ((!s->qhead || s->nsyncwait) && !do_sync && !do_seal &&
 		    !ix_now) {
@@ -1350,10 +1397,7 @@ static void *writer_main(void *arg)
 			list = s->qhead;
 			s->qhead = s->qtail = NULL;
 			s->pending_bytes -= drop_list(s, list);
-			s->pending_bytes -= drop_list(s, ixq);
-			ixq = NULL;
-			ixtail = &ixq;
-			nixq = 0;
+			s->pending_bytes -= drop_list(s, ixq_take(s));
 			s->maint_done = s->maint_req;
 			pthread_cond_broadcast(&s->done);
 			if (s->stop)
@@ -1416,8 +1460,13 @@ static void *writer_main(void *arg)
 		}
 		pthread_mutex_lock(&s->mu);
 		s->wlist = NULL; /* written: nothing left in it to encode */
-		if (rc) /* before a leader could sync past the failure */
+		if (rc) { /* before a leader could sync past the failure */
 			fail(s, rc);
+		} else {
+			/* the written blocks wait for their summaries */
+			ixq_push(s, list);
+			queued = 1;
+		}
 		if (!sealing && !stopping &&
 		    reindex_target == s->reindex_done) {
 			/* what follows is index work (LMDB): the write path
@@ -1427,44 +1476,13 @@ static void *writer_main(void *arg)
 		}
 		pthread_mutex_unlock(&s->mu);
 		install_all(s, inst);
-		if (!rc && list) {
-			/* the written blocks wait for their index summaries */
-			queued = 1;
-			*ixtail = list;
-			for (mt = list; mt->next; mt = mt->next)
-				nixq++;
-			nixq++;
-			ixtail = &mt->next;
-		}
-		/* Index summaries, oldest first. Sealing, a rebuild, closing
-		 * and the index commit (once a second: the directory entries
-		 * it writes must not name blocks without a summary) need
-		 * them all; otherwise they give way to a sync asked for
-		 * meanwhile (the next cycle serves it first), as long as no
-		 * more than QLI_IX_DEFER blocks wait. */
-		int may_defer = !do_seal && !stopping &&
-				reindex_target == s->reindex_done &&
-				mono_us() - s->ix_last_commit < QLI_US_PER_S;
-
-		while (!rc && ixq) {
-			if (may_defer && nixq <= QLI_IX_DEFER) {
-				int yield;
-
-				pthread_mutex_lock(&s->mu);
-				yield = durable_work(s);
-				pthread_mutex_unlock(&s->mu);
-				if (yield)
-					break;
-			}
-			mt = ixq;
-			ixq = mt->next;
-			if (!ixq)
-				ixtail = &ixq;
-			nixq--;
-			index_memtable(s, mt);
-			mt->next = done;
-			done = mt;
-		}
+		/* Index summaries. Sealing, a rebuild and closing need them
+		 * all (this cycle holds the path then: none can be added);
+		 * otherwise they may give way to a sync. */
+		if (!rc)
+			index_queued(s, !do_seal && !stopping &&
+					     reindex_target == s->reindex_done,
+				     &done);
 		if (!rc && sealing) /* the path is still this cycle's */
 			rc = do_seals(s);
 		if (own && !stopping && reindex_target == s->reindex_done) {
@@ -1476,15 +1494,19 @@ static void *writer_main(void *arg)
 			own = 0;
 		}
 		index_sealed(s);
-		if (!rc && !ixq && (do_seal || commit_due(s))) {
+		if (!rc && (do_seal || commit_due(s))) {
 			/* the directory entries describe the files being
-			 * written: they need the write path, the commit not */
+			 * written and must not name a block without its
+			 * summary: they need the write path (so that no leader
+			 * adds blocks meanwhile) and every queued summary; the
+			 * commit needs neither */
 			if (!own) {
 				pthread_mutex_lock(&s->mu);
 				wtake(s);
 				pthread_mutex_unlock(&s->mu);
 				own = 1;
 			}
+			index_queued(s, 0, &done);
 			index_put_dirs(s);
 			if (!stopping && reindex_target == s->reindex_done) {
 				pthread_mutex_lock(&s->mu);
@@ -1507,13 +1529,9 @@ static void *writer_main(void *arg)
 			wgive(s);
 		s->pending_bytes -= drop_list(s, done);
 		if (rc) {
-			if (!queued) /* else it is in ixq or done */
+			if (!queued) /* else it is in s->ixq or done */
 				s->pending_bytes -= drop_list(s, list);
-			s->pending_bytes -= drop_list(s, ixq);
-			ixq = NULL;
-			ixtail = &ixq;
-			nixq = 0;
-			fail(s, rc);
+			s->pending_bytes -= drop_list(s, ixq_take(s));
 		}
 		if (do_maint && maint_target > s->maint_done)
 			s->maint_done = maint_target;
@@ -2210,7 +2228,7 @@ static uint64_t sync_request(ql_store *s)
  * whether it led. */
 static int lead_sync(ql_store *s)
 {
-	qli_memtable *list, *mt;
+	qli_memtable *list;
 	uint64_t upto;
 	int rc;
 
@@ -2239,24 +2257,14 @@ static int lead_sync(ql_store *s)
 	 * thread encodes: no leader may sync past what this one lost */
 	if (rc)
 		fail(s, rc);
-	s->wlist = NULL;
-	s->wbusy = 0;
+	wgive(s);
 	if (rc) {
 		s->pending_bytes -= drop_list(s, list);
 	} else {
 		if (upto > s->durable_seq)
 			s->durable_seq = upto;
-		if (list) {
-			for (mt = list; mt->next; mt = mt->next)
-				;
-			if (s->ixq_tail)
-				s->ixq_tail->next = list;
-			else
-				s->ixq = list;
-			s->ixq_tail = mt;
-		}
+		ixq_push(s, list); /* summaries: the writer's */
 	}
-	pthread_cond_broadcast(&s->done);
 	pthread_cond_signal(&s->work); /* index work, or its turn */
 	return 1;
 }

@@ -95,7 +95,9 @@ struct ql_store {
 	 * itself (lead_sync in store.c) */
 	int wbusy;
 	size_t nsyncwait;       /* threads in sync_wait */
-	qli_memtable *ixq, *ixq_tail; /* written by a leader, not indexed */
+	/* written, their index summaries not staged yet (writer_main) */
+	qli_memtable *ixq, *ixq_tail;
+	size_t nixq;
 	struct qli_install *wsealed; /* writer: sealed, index entry to write */
 	size_t nraw;            /* unclaimed memtables in those lists */
 	size_t pending_bytes;
