@@ -60,6 +60,11 @@ uint64_t qli_hash64(const void *p, size_t len, uint64_t seed)
 	return XXH64(p, len, seed);
 }
 
+uint64_t qli_hash_mem(const void *p, size_t len)
+{
+	return XXH3_64bits(p, len);
+}
+
 int qli_buf_reserve(qli_buf *b, size_t extra)
 {
 	size_t want = b->len + extra, cap;

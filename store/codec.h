@@ -86,6 +86,9 @@ uint32_t qli_get32(const uint8_t *p);
 uint64_t qli_get64(const uint8_t *p);
 
 uint64_t qli_hash64(const void *p, size_t len, uint64_t seed);
+/* A faster hash for tables in memory only (XXH3): never stored, so it
+ * may change between versions, unlike qli_hash64's values. */
+uint64_t qli_hash_mem(const void *p, size_t len);
 
 /* LEB128 unsigned varints: 7 bits a byte, low first. put returns the
  * bytes written (at most 10); get returns 0 and advances *pp, or -1 if

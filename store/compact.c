@@ -51,14 +51,19 @@ typedef struct ckey {
 	const uint8_t *key;
 	uint32_t count;
 	uint32_t id;
+	uint32_t hash; /* qli_hash_mem's low half: the table's probe and tag */
 	uint8_t len;
 	uint8_t cls; /* bit length of count */
 } ckey;
 
+/* Open addressing, linear probing. A slot holds the entry's hash in its
+ * high half and the entry's index + 1 in its low half (0 = empty), so a
+ * probe that meets another key is decided without touching the entry or
+ * its bytes (both are cache misses once a day's 140k handles are in). */
 typedef struct ctab {
 	ckey *e;
 	uint32_t n, cap;
-	uint32_t *slot; /* index + 1, 0 = empty */
+	uint64_t *slot;
 	uint32_t nslot; /* power of two */
 	/* key bytes (handles NUL-terminated), in chunks that never move */
 	struct chunk {
@@ -84,16 +89,16 @@ static void ctab_free(ctab *t)
 static int ctab_grow(ctab *t)
 {
 	uint32_t ns = t->nslot ? 2 * t->nslot : 4096;
-	uint32_t *slot = calloc(ns, sizeof(*slot));
+	uint64_t *slot = calloc(ns, sizeof(*slot));
 
 	if (!slot)
 		return qli_err(QL_ENOMEM, "out of memory");
 	for (uint32_t i = 0; i < t->n; i++) {
-		uint32_t h = (uint32_t)qli_hash64(t->e[i].key, t->e[i].len, 0);
+		uint32_t h = t->e[i].hash;
 
 		while (slot[h & (ns - 1)])
 			h++;
-		slot[h & (ns - 1)] = i + 1;
+		slot[h & (ns - 1)] = (uint64_t)t->e[i].hash << 32 | (i + 1);
 	}
 	free(t->slot);
 	t->slot = slot;
@@ -101,23 +106,28 @@ static int ctab_grow(ctab *t)
 	return 0;
 }
 
-/* Counts one occurrence of key; *idx gets its entry. */
-static int ctab_add(ctab *t, const uint8_t *key, uint8_t len, uint32_t *idx)
+/* Counts w occurrences of key, whose qli_hash_mem is hash; *idx gets its
+ * entry. */
+static int ctab_add(ctab *t, const uint8_t *key, uint8_t len, uint32_t hash,
+		    uint32_t w, uint32_t *idx)
 {
 	uint32_t h;
 	int rc;
 
 	if (2 * (t->n + 1) > t->nslot && (rc = ctab_grow(t)))
 		return rc;
-	h = (uint32_t)qli_hash64(key, len, 0);
-	for (;; h++) {
-		uint32_t s = t->slot[h & (t->nslot - 1)];
+	for (h = hash;; h++) {
+		uint64_t s = t->slot[h & (t->nslot - 1)];
+		ckey *e;
 
 		if (!s)
 			break;
-		if (t->e[s - 1].len == len && !memcmp(t->e[s - 1].key, key, len)) {
-			t->e[s - 1].count++;
-			*idx = s - 1;
+		if ((uint32_t)(s >> 32) != hash)
+			continue;
+		e = &t->e[(uint32_t)s - 1];
+		if (e->len == len && !memcmp(e->key, key, len)) {
+			e->count += w;
+			*idx = (uint32_t)s - 1;
 			return 0;
 		}
 	}
@@ -147,9 +157,49 @@ static int ctab_add(ctab *t, const uint8_t *key, uint8_t len, uint32_t *idx)
 	memcpy(k, key, len);
 	k[len] = 0;
 	t->chunks->used += (size_t)len + 1;
-	t->e[t->n] = (ckey){ k, 1, 0, len, 0 };
-	t->slot[h & (t->nslot - 1)] = t->n + 1;
+	t->e[t->n] = (ckey){ k, w, 0, hash, len, 0 };
+	t->slot[h & (t->nslot - 1)] = (uint64_t)hash << 32 | (t->n + 1);
 	*idx = t->n++;
+	return 0;
+}
+
+#define CTAB_BATCH 32
+
+/* ctab_add for n keys (n <= CTAB_BATCH) with counts w, entries to idx.
+ * Once a day's keys are in, each add misses the cache on its slot, its
+ * entry and the entry's bytes, one after the other; here every key's
+ * slot is fetched, then every entry, then every key's bytes, so the
+ * misses of a batch overlap. */
+static int ctab_add_batch(ctab *t, const uint8_t *const *key,
+			  const uint8_t *len, const uint32_t *w, uint32_t n,
+			  uint32_t *idx)
+{
+	uint32_t hash[CTAB_BATCH], mask;
+	int rc;
+
+	while (2 * (t->n + n) > t->nslot)
+		if ((rc = ctab_grow(t)))
+			return rc;
+	mask = t->nslot - 1;
+	for (uint32_t i = 0; i < n; i++) {
+		hash[i] = (uint32_t)qli_hash_mem(key[i], len[i]);
+		__builtin_prefetch(&t->slot[hash[i] & mask]);
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t sl = t->slot[hash[i] & mask];
+
+		if (sl && (uint32_t)(sl >> 32) == hash[i])
+			__builtin_prefetch(&t->e[(uint32_t)sl - 1]);
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t sl = t->slot[hash[i] & mask];
+
+		if (sl && (uint32_t)(sl >> 32) == hash[i])
+			__builtin_prefetch(t->e[(uint32_t)sl - 1].key);
+	}
+	for (uint32_t i = 0; i < n; i++)
+		if ((rc = ctab_add(t, key[i], len[i], hash[i], w[i], &idx[i])))
+			return rc;
 	return 0;
 }
 
@@ -365,6 +415,79 @@ static int merge_runs(crec **rp, uint64_t n, const uint32_t *run_start,
 	return 0;
 }
 
+/* Sorts r, whose runs are each in order, merging each run into the
+ * sorted records before it. Records arrive nearly in time order, so a run
+ * overlaps the end of what precedes it by a few records (a bench day:
+ * none at all, or a handful a block), and only those move: no copy of
+ * the segment's records as the heap merge makes. Runs that overlap much
+ * (more records moved than the segment holds) go to merge_runs. */
+static int sort_runs(crec **rp, uint64_t n, const uint32_t *run_start,
+		     uint32_t nrun)
+{
+	crec *r = *rp, *tmp = NULL;
+	uint64_t moved = 0, tcap = 0;
+	int rc = 0;
+
+	for (uint32_t k = 1; k < nrun && !rc; k++) {
+		uint64_t s = run_start[k], e = k + 1 < nrun ? run_start[k + 1]
+							     : n;
+		uint64_t p, q, lo, hi, i, j, w;
+
+		if (s == 0 || s >= e || !less_rec(&r[s], &r[s - 1]))
+			continue;
+		/* p: the first record before s that r[s] precedes; q: the
+		 * first of the run that r[s - 1] precedes (ties cannot
+		 * happen: seq is unique) */
+		for (lo = 0, hi = s - 1; lo < hi;) {
+			uint64_t m = lo + (hi - lo) / 2;
+
+			if (less_rec(&r[s], &r[m]))
+				hi = m;
+			else
+				lo = m + 1;
+		}
+		p = lo;
+		for (lo = s + 1, hi = e; lo < hi;) {
+			uint64_t m = lo + (hi - lo) / 2;
+
+			if (less_rec(&r[m], &r[s - 1]))
+				lo = m + 1;
+			else
+				hi = m;
+		}
+		q = lo;
+		moved += q - p;
+		if (moved > n) {
+			uint32_t *rs = malloc((nrun - k + 1) * sizeof(*rs));
+
+			if (!rs) {
+				rc = qli_err(QL_ENOMEM, "out of memory");
+				break;
+			}
+			rs[0] = 0;
+			memcpy(rs + 1, run_start + k, (nrun - k) * sizeof(*rs));
+			rc = merge_runs(rp, n, rs, nrun - k + 1);
+			free(rs);
+			break;
+		}
+		if (s - p > tcap) {
+			free(tmp);
+			tcap = s - p;
+			if (!(tmp = malloc(tcap * sizeof(*tmp)))) {
+				rc = qli_err(QL_ENOMEM, "out of memory");
+				break;
+			}
+		}
+		/* the left part waits in tmp; the merge writes behind j */
+		memcpy(tmp, r + p, (s - p) * sizeof(*tmp));
+		for (i = 0, j = s, w = p; i < s - p && j < q; w++)
+			r[w] = less_rec(&r[j], &tmp[i]) ? r[j++] : tmp[i++];
+		memcpy(r + w, tmp + i, (s - p - i) * sizeof(*tmp));
+	}
+	free(tmp);
+	return rc;
+}
+
 typedef struct wctx {
 	qli_segfile *sf;
 	qli_buf out;   /* frames not yet written; they end at sf->size */
@@ -446,15 +569,18 @@ static int write_dict(wctx *w, qli_dict *d, ckey **o, uint32_t n, int ip)
 }
 
 /* Reads every record of src (sealed, not compact) into recs, counting
- * keys in th and ti. */
+ * keys in th and ti: each block's uses are counted in its own small
+ * arrays first, so a key costs one table access a block, not one a use. */
 static int read_all(const qli_segfile *src, ctab *th, ctab *ti, crec **out,
 		    uint64_t *nout, uint32_t *run_start)
 {
 	qli_decoder *d = qli_decoder_new();
 	qli_block blk = { 0 };
 	qli_buf buf = { 0 };
-	uint32_t *smap = NULL, *imap = NULL;
+	uint32_t *smap = NULL, *imap = NULL, *scnt = NULL, *icnt = NULL;
 	size_t scap = 0, icap = 0;
+	const uint8_t *kp[CTAB_BATCH];
+	uint8_t kl[CTAB_BATCH];
 	crec *r = NULL;
 	uint64_t n = 0;
 	qli_frame_hdr h;
@@ -476,37 +602,59 @@ static int read_all(const qli_segfile *src, ctab *th, ctab *ti, crec **out,
 				     src->name);
 		if (!rc && blk.nstr > scap) {
 			free(smap);
+			free(scnt);
 			scap = blk.nstr;
-			if (!(smap = malloc(scap * sizeof(*smap))))
+			smap = malloc(scap * sizeof(*smap));
+			scnt = malloc(scap * sizeof(*scnt));
+			if (!smap || !scnt)
 				rc = qli_err(QL_ENOMEM, "out of memory");
 		}
 		if (!rc && blk.nip > icap) {
 			free(imap);
+			free(icnt);
 			icap = blk.nip;
-			if (!(imap = malloc(icap * sizeof(*imap))))
+			imap = malloc(icap * sizeof(*imap));
+			icnt = malloc(icap * sizeof(*icnt));
+			if (!imap || !icnt)
 				rc = qli_err(QL_ENOMEM, "out of memory");
 		}
-		for (uint32_t i = 0; i < blk.nstr && !rc; i++)
-			rc = ctab_add(th, (const uint8_t *)blk.str[i],
-				      (uint8_t)strlen(blk.str[i]), &smap[i]);
-		for (uint32_t i = 0; i < blk.nip && !rc; i++)
-			rc = ctab_add(ti, blk.ips[i], 16, &imap[i]);
-		/* the tables counted each key once per block; count uses */
-		for (uint32_t i = 0; i < blk.nstr && !rc; i++)
-			th->e[smap[i]].count--;
-		for (uint32_t i = 0; i < blk.nip && !rc; i++)
-			ti->e[imap[i]].count--;
+		if (rc)
+			break;
+		/* qli_block_decode checked every index against the tables */
+		memset(scnt, 0, blk.nstr * sizeof(*scnt));
+		memset(icnt, 0, blk.nip * sizeof(*icnt));
+		for (uint32_t i = 0; i < blk.n; i++) {
+			scnt[blk.req[i]]++;
+			scnt[blk.tgt[i]]++;
+			icnt[blk.ipi[i]]++;
+		}
+		for (uint32_t i = 0; i < blk.nstr && !rc; i += CTAB_BATCH) {
+			uint32_t k = blk.nstr - i < CTAB_BATCH ? blk.nstr - i
+							       : CTAB_BATCH;
+
+			for (uint32_t j = 0; j < k; j++) {
+				kp[j] = (const uint8_t *)blk.str[i + j];
+				kl[j] = (uint8_t)strlen(blk.str[i + j]);
+			}
+			rc = ctab_add_batch(th, kp, kl, scnt + i, k, smap + i);
+		}
+		for (uint32_t i = 0; i < blk.nip && !rc; i += CTAB_BATCH) {
+			uint32_t k = blk.nip - i < CTAB_BATCH ? blk.nip - i
+							      : CTAB_BATCH;
+
+			for (uint32_t j = 0; j < k; j++) {
+				kp[j] = blk.ips[i + j];
+				kl[j] = 16;
+			}
+			rc = ctab_add_batch(ti, kp, kl, icnt + i, k, imap + i);
+		}
 		if (!rc)
 			run_start[b] = (uint32_t)n;
-		for (uint32_t i = 0; i < blk.n && !rc; i++, n++) {
+		for (uint32_t i = 0; i < blk.n && !rc; i++, n++)
 			r[n] = (crec){ blk.ts[i], (uint32_t)n,
 				       smap[blk.req[i]], smap[blk.tgt[i]],
 				       imap[blk.ipi[i]], blk.svc[i],
 				       blk.res[i] };
-			th->e[r[n].req].count++;
-			th->e[r[n].tgt].count++;
-			ti->e[r[n].ip].count++;
-		}
 	}
 	if (!rc && n != src->nrec)
 		rc = qli_err(QL_ECORRUPT, "segment %s: blocks hold %llu "
@@ -515,6 +663,8 @@ static int read_all(const qli_segfile *src, ctab *th, ctab *ti, crec **out,
 			     (unsigned long long)src->nrec);
 	free(smap);
 	free(imap);
+	free(scnt);
+	free(icnt);
 	qli_block_free(&blk);
 	qli_buf_free(&buf);
 	qli_decoder_free(d);
@@ -538,6 +688,7 @@ static int rewrite(ql_store *s, const qli_segfile *src, const char *tmp,
 	uint64_t n = 0;
 	qli_idrec *ir = NULL;
 	uint32_t *col = NULL; /* the block's ids by role, for acc */
+	uint32_t *hid = NULL, *iid = NULL;
 	wctx w = { dst, { 0 }, NULL };
 	uint32_t *runs = NULL;
 	int rc;
@@ -550,13 +701,17 @@ static int rewrite(ql_store *s, const qli_segfile *src, const char *tmp,
 	if (!rc)
 		rc = ctab_order(&ti, &oi);
 	if (!rc)
-		rc = merge_runs(&r, n, runs, src->nblk);
+		rc = sort_runs(&r, n, runs, src->nblk);
 	if (rc)
 		goto out;
 	w.enc = qli_encoder_new(s->opt.compression_level);
 	ir = malloc(QLI_IDBLOCK * sizeof(*ir));
 	col = malloc(3 * QLI_IDBLOCK * sizeof(*col));
-	if (!w.enc || !ir || !col) {
+	/* entry -> id in flat arrays: 4 bytes a key stay in cache where the
+	 * 24-byte entries do not */
+	hid = malloc((th.n ? th.n : 1) * sizeof(*hid));
+	iid = malloc((ti.n ? ti.n : 1) * sizeof(*iid));
+	if (!w.enc || !ir || !col || !hid || !iid) {
 		rc = qli_err(QL_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -574,6 +729,10 @@ static int rewrite(ql_store *s, const qli_segfile *src, const char *tmp,
 		qli_segacc_key(acc, 0, i, oh[i]->key, oh[i]->len);
 	for (uint32_t i = 0; acc && !rc && i < ti.n; i++)
 		qli_segacc_key(acc, 1, i, oi[i]->key, 16);
+	for (uint32_t i = 0; i < th.n; i++)
+		hid[i] = th.e[i].id;
+	for (uint32_t i = 0; i < ti.n; i++)
+		iid[i] = ti.e[i].id;
 	for (uint64_t off = 0; off < n && !rc; off += QLI_IDBLOCK) {
 		uint32_t k = n - off < QLI_IDBLOCK ? (uint32_t)(n - off)
 						    : QLI_IDBLOCK;
@@ -581,13 +740,14 @@ static int rewrite(ql_store *s, const qli_segfile *src, const char *tmp,
 
 		for (uint32_t i = 0; i < k; i++) {
 			const crec *c = &r[off + i];
-			const ckey *rq = &th.e[c->req], *tg = &th.e[c->tgt];
+			uint32_t rq = hid[c->req], tg = hid[c->tgt],
+				 ip = iid[c->ip];
 
-			ir[i] = (qli_idrec){ c->ts, rq->id, tg->id,
-					     ti.e[c->ip].id, c->svc, c->res };
-			col[i] = rq->id;
-			col[QLI_IDBLOCK + i] = tg->id;
-			col[2 * QLI_IDBLOCK + i] = ti.e[c->ip].id;
+			ir[i] = (qli_idrec){ c->ts, rq, tg, ip, c->svc,
+					     c->res };
+			col[i] = rq;
+			col[QLI_IDBLOCK + i] = tg;
+			col[2 * QLI_IDBLOCK + i] = ip;
 		}
 		rc = qli_idblock_encode(w.enc, &w.out, ir, k, th.n, ti.n, &h);
 		if (rc)
@@ -617,6 +777,8 @@ out:
 	qli_encoder_free(w.enc);
 	free(ir);
 	free(col);
+	free(hid);
+	free(iid);
 	free(oh);
 	free(oi);
 	free(r);

@@ -351,16 +351,18 @@ int qli_idblock_decode(qli_decoder *d, qli_block *b, const qli_frame_hdr *h,
 
 uint32_t qli_dict_page_of(const qli_dict *d, uint32_t id)
 {
-	uint32_t lo = 0, hi = d->npage;
+	const struct qli_dpent *base = d->page;
+	uint32_t n = d->npage;
 
-	/* the last page whose first id <= id */
-	while (hi - lo > 1) {
-		uint32_t mid = lo + (hi - lo) / 2;
+	/* the last page whose first id <= id (page 0 if none), without
+	 * branches on the data: a scan asks this three times a record, for
+	 * ids in no order, and a mispredicted step cost more than the
+	 * step */
+	while (n > 1) {
+		uint32_t half = n / 2;
 
-		if (d->page[mid].first <= id)
-			lo = mid;
-		else
-			hi = mid;
+		base = base[half].first <= id ? base + half : base;
+		n -= half;
 	}
-	return lo;
+	return (uint32_t)(base - d->page);
 }
