@@ -881,11 +881,8 @@ int qli_compact_one(ql_store *s, const char *name, qli_segfile **out,
 int qli_compact_enqueue(ql_store *s, const char *name)
 {
 	/* under s->mu */
-	if (s->opt.compaction == QL_COMPACT_OFF)
+	if (s->opt.compaction == QL_COMPACT_OFF || qli_compact_queued(s, name))
 		return 0;
-	for (size_t i = 0; i < s->ncq; i++)
-		if (!strcmp(s->cq[i], name))
-			return 0;
 	if (s->ncq == s->capcq) {
 		size_t cap = s->capcq ? 2 * s->capcq : 16;
 		char(*n)[QLI_SEG_NAME_MAX] = realloc(s->cq, cap * sizeof(*n));
@@ -897,6 +894,14 @@ int qli_compact_enqueue(ql_store *s, const char *name)
 	}
 	snprintf(s->cq[s->ncq++], QLI_SEG_NAME_MAX, "%s", name);
 	pthread_cond_broadcast(&s->cwork);
+	return 0;
+}
+
+int qli_compact_queued(const ql_store *s, const char *name)
+{
+	for (size_t i = 0; i < s->ncq; i++)
+		if (!strcmp(s->cq[i], name))
+			return 1;
 	return 0;
 }
 
@@ -925,6 +930,23 @@ int qli_compact_step(ql_store *s)
 	s->cbusy++;
 	pthread_mutex_unlock(&s->mu);
 	rc = qli_compact_one(s, name, &sf, &acc);
+	if (rc && rc != QL_ENOTFOUND) {
+		/* the .qls stays, complete and valid, and the next open tries
+		 * again; its index entries were dropped when it was queued,
+		 * so the writer builds them from the file meanwhile */
+		char msg[sizeof(s->compact_errmsg)];
+
+		snprintf(msg, sizeof(msg), "%s", ql_errmsg(NULL));
+		sf = calloc(1, sizeof(*sf));
+		if (sf && qli_segfile_load(sf, s->segdir, name, 0)) {
+			if (sf->fd >= 0 || sf->blk)
+				qli_segfile_close(sf);
+			free(sf);
+			sf = NULL;
+		}
+		qli_clear_err();
+		qli_err(rc, "%s", msg);
+	}
 #if defined(__GLIBC__) && !defined(__SANITIZE_THREAD__) && \
 	!defined(__SANITIZE_ADDRESS__)
 	/* (not under a sanitizer: its malloc is not glibc's, and glibc's
@@ -950,6 +972,7 @@ int qli_compact_step(ql_store *s)
 		if (in) {
 			in->sf = sf;
 			in->acc = acc;
+			in->drop = 0;
 			in->next = s->inst;
 			s->inst = in;
 			s->compacted++;
@@ -962,11 +985,22 @@ int qli_compact_step(ql_store *s)
 			qli_segacc_free(acc);
 		}
 	} else if (rc != QL_ENOTFOUND) {
-		/* the .qls stays, complete and valid; the next open
-		 * tries again */
+		qli_install *in = sf ? malloc(sizeof(*in)) : NULL;
+
 		s->compact_fail++;
 		snprintf(s->compact_errmsg, sizeof(s->compact_errmsg), "%s",
 			 ql_errmsg(NULL));
+		if (in) {
+			in->sf = sf; /* loaded: built from the file */
+			in->acc = NULL;
+			in->drop = 0;
+			in->next = s->inst;
+			s->inst = in;
+			pthread_cond_broadcast(&s->work);
+		} else if (sf) {
+			qli_segfile_close(sf);
+			free(sf);
+		}
 	}
 	qli_clear_err();
 	pthread_cond_broadcast(&s->done);

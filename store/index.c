@@ -646,7 +646,7 @@ int qli_index_put_block(qli_index *ix, const qli_segfile *sf, uint32_t blk,
 	uint8_t *v, *p;
 	int rc;
 
-	rc = qli_segacc_add(acc, s, blk);
+	rc = acc ? qli_segacc_add(acc, s, blk) : 0;
 	if (rc)
 		return rc;
 	v = malloc(len);

@@ -79,7 +79,8 @@ void qli_segacc_key(qli_segacc *a, int ip, uint32_t id, const void *key,
 
 /* ---- writer (one thread) ---- */
 
-/* Stages block blk of sf: its summary entry and the keys in acc. */
+/* Stages block blk of sf: its summary entry and, unless acc is NULL, the
+ * keys in acc. */
 int qli_index_put_block(qli_index *ix, const qli_segfile *sf, uint32_t blk,
 			const qli_summary *sum, qli_segacc *acc);
 /* Stages the segment's directory entry as sf is now. */

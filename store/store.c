@@ -660,7 +660,10 @@ static void index_memtable(ql_store *s, const qli_memtable *mt)
 
 	if (!s->ix || s->ix_err || !mt->sf)
 		return;
-	if (!b->acc && !(b->acc = qli_segacc_new())) {
+	/* the keys of the whole segment, for its sealed index: not kept
+	 * when it is compacted once sealed (see seal_bucket) */
+	if (s->opt.compaction == QL_COMPACT_OFF && !b->acc &&
+	    !(b->acc = qli_segacc_new())) {
 		ix_fail(s, qli_err(QL_ENOMEM, "out of memory"));
 		return;
 	}
@@ -777,6 +780,13 @@ static int reconcile(ql_store *s, qli_segfile *sf, qli_bucket *b)
 		return rc;
 	if (sf->sealed && ok)
 		return 0;
+	if (sf->sealed && !sf->compact) {
+		pthread_mutex_lock(&s->mu);
+		ok = qli_compact_queued(s, sf->name);
+		pthread_mutex_unlock(&s->mu);
+		if (ok) /* its compact form brings its entries (seal_bucket) */
+			return qli_index_drop(s->ix, sf->bucket_start, sf->gen);
+	}
 	if (!sf->sealed && !b) /* damaged: readers scan it */
 		return qli_index_drop(s->ix, sf->bucket_start, sf->gen);
 	acc = qli_segacc_new();
@@ -928,34 +938,42 @@ static int seal_bucket(ql_store *s, qli_bucket *b)
 		    (rc = qli_index_drop(s->ix, b->start, b->active->gen)))
 			ix_fail(s, rc);
 	} else {
+		int queued;
+
 		rc = qli_segfile_seal(b->active);
 		if (rc)
 			return rc;
 		pthread_mutex_lock(&s->mu);
 		if (qli_compact_enqueue(s, b->active->name))
 			qli_clear_err(); /* stays a valid .qls; next open */
+		queued = qli_compact_queued(s, b->active->name);
 		pthread_mutex_unlock(&s->mu);
 		/* the trail records every seal; failing to write it must not
 		 * stop the log itself (counted, reported by the audit) */
 		if (qli_audit_sealed(s, b->active))
 			s->audit_err++;
 		if (s->ix && !s->ix_err) {
-			/* its index entry is written by index_sealed, once
-			 * the write path is free again */
+			/* its index entries are written by index_sealed, once
+			 * the write path is free again. A segment queued for
+			 * compaction gets none: its block summaries are
+			 * dropped and readers scan it until its compact form
+			 * is installed (a day's sealed .qls entries cost the
+			 * writer a sort of all its keys and the index file
+			 * their pages, to be replaced seconds later). */
 			qli_install *in = malloc(sizeof(*in));
 
-			if (!b->acc)
-				b->acc = qli_segacc_new();
-			if (!in || !b->acc) {
-				free(in);
+			if (!in) {
 				ix_fail(s, qli_err(QL_ENOMEM, "out of memory"));
 			} else {
 				in->sf = b->active;
-				in->acc = b->acc;
+				in->drop = queued;
+				in->acc = queued ? NULL : b->acc; /* NULL: from
+								   * the file */
 				in->next = s->wsealed;
 				s->wsealed = in;
 				b->active = NULL;
-				b->acc = NULL;
+				if (in->acc)
+					b->acc = NULL; /* moved */
 			}
 		}
 	}
@@ -981,10 +999,32 @@ static void install_free(qli_install *in)
 	free(in);
 }
 
+/* Does in's index work (see qli_install). */
+static int install_one(ql_store *s, qli_install *in)
+{
+	qli_segacc *acc;
+	int rc;
+
+	if (in->drop)
+		return qli_index_drop(s->ix, in->sf->bucket_start,
+				      in->sf->gen);
+	if (in->acc)
+		return qli_index_seal(s->ix, in->sf, in->acc);
+	acc = qli_segacc_new();
+	if (!acc)
+		return qli_err(QL_ENOMEM, "out of memory");
+	rc = index_from_file(s, in->sf, 0, acc, 0);
+	if (!rc)
+		rc = qli_index_seal(s->ix, in->sf, acc);
+	qli_segacc_free(acc);
+	return rc;
+}
+
 /* Writes the index entries of the segments sealed by do_seals: each
  * segment's keys by block, built from its accumulator (the heavy part of a
- * seal: sorting every key of the day). The files are sealed and no longer
- * the write path's, so this runs while a leader writes. */
+ * seal: sorting every key of the day), or drops them (see seal_bucket).
+ * The files are sealed and no longer the write path's, so this runs while
+ * a leader writes. */
 static void index_sealed(ql_store *s)
 {
 	qli_install *in = s->wsealed, *next;
@@ -1003,7 +1043,7 @@ static void index_sealed(ql_store *s)
 
 		next = in->next;
 		if (s->ix && !s->ix_err) {
-			rc = qli_index_seal(s->ix, in->sf, in->acc);
+			rc = install_one(s, in);
 			if (rc)
 				ix_fail(s, rc);
 		}
@@ -1195,7 +1235,7 @@ static void install_all(ql_store *s, qli_install *in)
 		int rc;
 
 		if (s->ix && !s->ix_err) {
-			rc = qli_index_seal(s->ix, in->sf, in->acc);
+			rc = install_one(s, in);
 			if (rc)
 				ix_fail(s, rc);
 			/* the .qls entries it replaced become free pages only

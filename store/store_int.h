@@ -161,14 +161,21 @@ struct ql_store {
 int64_t qli_now(const ql_store *s);
 
 /* compact.c */
+/* Index work for one sealed segment, done by the writer: sf's entries are
+ * replaced by those of acc; or, with drop, removed (a .qls queued for
+ * compaction: its compact form brings its own, and until then readers
+ * scan it); or, with neither, built from the file (a .qls whose
+ * compaction failed). */
 typedef struct qli_install {
 	struct qli_install *next;
-	qli_segfile *sf;  /* the compact segment (closed) */
-	qli_segacc *acc;  /* its index keys */
+	qli_segfile *sf;  /* the segment (closed unless built from the file) */
+	qli_segacc *acc;  /* its index keys, or NULL */
+	int drop;
 } qli_install;
 int qli_compact_one(ql_store *s, const char *name, qli_segfile **out,
 		    qli_segacc **acc);
 int qli_compact_enqueue(ql_store *s, const char *name); /* mu held */
+int qli_compact_queued(const ql_store *s, const char *name); /* mu held */
 int qli_compact_step(ql_store *s);                      /* mu held */
 void qli_compact_drain(ql_store *s);                    /* mu held */
 int qli_compact_start(ql_store *s);

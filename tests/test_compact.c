@@ -265,6 +265,98 @@ static void check_overlap(void)
 	t_cleanup(dir);
 }
 
+/* ql_segments callback: the first segment's name, sealed, indexed. */
+typedef struct seginfo {
+	char name[64];
+	int sealed, indexed, n;
+} seginfo;
+
+static int seg_first(const ql_segment_info *i, void *ctx)
+{
+	seginfo *g = ctx;
+
+	if (!g->n++) {
+		snprintf(g->name, sizeof(g->name), "%s", i->name);
+		g->sealed = i->sealed;
+		g->indexed = i->indexed;
+	}
+	return 0;
+}
+
+/* A sealed segment queued for compaction has no index entries (readers
+ * scan it until its compact form is installed with its own). When the
+ * compaction fails, the writer builds them from the .qls instead, so the
+ * segment is not left unindexed for the rest of the session. For N = 1,
+ * 2, ... the Nth counted operation of ql_maintain fails with EIO until it
+ * is the creation of the compaction's .qlc.tmp. */
+static void check_compact_failure(void)
+{
+	ql_options o = opts(QL_COMPACT_INLINE);
+	int found = 0;
+
+	for (unsigned long n = 1; n < 200 && !found; n++) {
+		char dir[512];
+		uint64_t rng = 5;
+		answers want, got;
+		seginfo g = { { 0 }, 0, 0, 0 };
+		ql_store *s;
+		t_rec t;
+		int rc;
+
+		t_tmpdir(dir, sizeof(dir));
+		t_setclock(&g_now, T_EPOCH + 10 * T_HOUR);
+		fv_install();
+		fv_pause(1);
+		if (ql_open(&s, dir, &o))
+			abort();
+		for (int i = 0; i < PER; i++) {
+			t_make(&t, &rng, T_EPOCH + i * 7 * T_SEC, 60);
+			if (ql_append(s, &t.r, 1, 0))
+				abort();
+		}
+		if (ql_sync(s) || answer(s, &want))
+			abort();
+		fv_pause(0);
+		fv_arm(n, FV_EIO);
+		rc = ql_maintain(s);
+		found = fv_hit() && strstr(fv_hit_name(), ".qlc.tmp") != NULL;
+		fv_pause(1);
+		if (found) {
+			if (rc)
+				fprintf(stderr, "FAIL: failed compaction: "
+					"ql_maintain: %s\n", ql_errmsg(NULL));
+			rc = rc ? rc : ql_segments(s, 0, seg_first, &g);
+			if (!rc && (g.n != 1 || !g.sealed || !g.indexed ||
+				    !strstr(g.name, ".qls"))) {
+				fprintf(stderr, "FAIL: failed compaction: %d "
+					"segments, the first %s (sealed %d, "
+					"indexed %d); want one sealed, indexed "
+					".qls\n", g.n, g.name, g.sealed,
+					g.indexed);
+				rc = -1;
+			}
+			if (!rc && (answer(s, &got) ||
+				    memcmp(&got, &want, sizeof(got)))) {
+				fprintf(stderr, "FAIL: failed compaction: "
+					"answers differ\n");
+				rc = -1;
+			}
+			if (rc)
+				g_fail++;
+			else
+				g_pass++;
+		}
+		ql_close(s);
+		fv_uninstall();
+		t_cleanup(dir);
+	}
+	if (!found) {
+		fprintf(stderr, "FAIL: no counted operation of ql_maintain "
+			"created a .qlc.tmp\n");
+		g_fail++;
+	}
+}
+
 int main(void)
 {
 	answers ref;
@@ -273,6 +365,7 @@ int main(void)
 	int done = 0, nseg;
 
 	check_overlap();
+	check_compact_failure();
 	build_template(&ref);
 	snprintf(dir, sizeof(dir), "%s.run", g_tmpl);
 
