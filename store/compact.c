@@ -299,8 +299,20 @@ static int skey_sort(skey *v, uint32_t n)
 
 		while (e < n && v[e].a == v[i].a)
 			e++;
-		if (e - i > 1)
+		if (e - i > 16) {
 			qsort(v + i, e - i, sizeof(*v), skey_cmp);
+		} else {
+			/* most runs are a few keys (phone numbers that share
+			 * their first 7 bytes): no qsort set-up for them */
+			for (uint32_t j = i + 1; j < e; j++) {
+				skey x = v[j];
+				uint32_t k = j;
+
+				for (; k > i && skey_cmp(&v[k - 1], &x) > 0; k--)
+					v[k] = v[k - 1];
+				v[k] = x;
+			}
+		}
 		i = e;
 	}
 	return 0;
@@ -328,6 +340,8 @@ static int ctab_order(ctab *t, ckey ***order)
 		return qli_err(QL_ENOMEM, "out of memory");
 	}
 	for (uint32_t i = 0; i < t->n; i++) {
+		if (i + 16 < t->n)
+			__builtin_prefetch(sk[i + 16].k, 1);
 		o[i] = sk[i].k;
 		o[i]->id = i;
 	}
@@ -506,9 +520,13 @@ static int flush(wctx *w, int force)
 	return rc;
 }
 
-/* Writes one dictionary's pages (a page never spans two classes) and
- * fills its directory in d. */
-static int write_dict(wctx *w, qli_dict *d, ckey **o, uint32_t n, int ip)
+/* Writes one dictionary's pages (a page never spans two classes), fills
+ * its directory in d and gives acc (if any) every key's filter hash. The
+ * entries and key bytes are read in id order, which is not the order they
+ * were added in: each is a cache miss, so they are fetched ahead and used
+ * once for the page and the hash. */
+static int write_dict(wctx *w, qli_dict *d, ckey **o, uint32_t n, int ip,
+		      qli_segacc *acc)
 {
 	const uint8_t *keys[QLI_DICT_PAGE];
 	uint8_t lens[QLI_DICT_PAGE];
@@ -534,8 +552,15 @@ static int write_dict(wctx *w, qli_dict *d, ckey **o, uint32_t n, int ip)
 			d->cls[ncls++] = i;
 		while (i < n && c < QLI_DICT_PAGE &&
 		       (c == 0 || o[i]->cls == o[first]->cls)) {
+			if (i + 16 < n)
+				__builtin_prefetch(o[i + 16]);
+			if (i + 8 < n)
+				__builtin_prefetch(o[i + 8]->key);
 			keys[c] = o[i]->key;
 			lens[c] = o[i]->len;
+			if (acc)
+				qli_segacc_key(acc, ip, i, keys[c],
+					       ip ? 16 : lens[c]);
 			c++;
 			i++;
 		}
@@ -722,13 +747,9 @@ static int rewrite(ql_store *s, const qli_segfile *src, const char *tmp,
 		rc = qli_segacc_set_ids(acc, th.n, ti.n);
 	if (rc)
 		goto out;
-	rc = write_dict(&w, &dst->dh, oh, th.n, 0);
+	rc = write_dict(&w, &dst->dh, oh, th.n, 0, acc);
 	if (!rc)
-		rc = write_dict(&w, &dst->di, oi, ti.n, 1);
-	for (uint32_t i = 0; acc && !rc && i < th.n; i++)
-		qli_segacc_key(acc, 0, i, oh[i]->key, oh[i]->len);
-	for (uint32_t i = 0; acc && !rc && i < ti.n; i++)
-		qli_segacc_key(acc, 1, i, oi[i]->key, 16);
+		rc = write_dict(&w, &dst->di, oi, ti.n, 1, acc);
 	for (uint32_t i = 0; i < th.n; i++)
 		hid[i] = th.e[i].id;
 	for (uint32_t i = 0; i < ti.n; i++)
