@@ -446,7 +446,7 @@ static int sc_run(sc_ctx *c)
 	int rc;
 
 	sc_reset(c);
-	c->now = SC_A + 50 * T_MIN;
+	t_setclock(&c->now, SC_A + 50 * T_MIN);
 	if ((rc = sc_open(c, 0)))
 		return rc;
 	for (int b = 0; b < 4; b++) {
@@ -455,14 +455,14 @@ static int sc_run(sc_ctx *c)
 		    (rc = sc_sync(c)))
 			return rc;
 	}
-	c->now = SC_B + 5 * T_MIN;
+	t_setclock(&c->now, SC_B + 5 * T_MIN);
 	if ((rc = sc_append(c, SC_B, 5 * T_SEC, 40, 16)) ||
 	    (rc = sc_maintain(c)) ||
 	    (rc = sc_append(c, SC_A + 55 * T_MIN, 1, 3, 3)) ||
 	    (rc = sc_sync(c)))
 		return rc;
 	for (int b = 0; b < 3; b++) {
-		c->now = SC_B + (10 + 5 * b) * T_MIN;
+		t_setclock(&c->now, SC_B + (10 + 5 * b) * T_MIN);
 		if ((rc = sc_append(c, SC_B + (5 + 5 * b) * T_MIN, 5 * T_SEC,
 				    40, 7)) ||
 		    (rc = sc_sync(c)))
@@ -471,14 +471,14 @@ static int sc_run(sc_ctx *c)
 	if ((rc = sc_close(c)))
 		return rc;
 
-	c->now = SC_B + 40 * T_MIN;
+	t_setclock(&c->now, SC_B + 40 * T_MIN);
 	if ((rc = sc_open(c, 1)))
 		return rc;
 	for (int k = 0; k < 10; k++)
 		if ((rc = sc_append(c, SC_B + 30 * T_MIN + k * 10 * T_SEC,
 				    T_SEC, 1 + k % 3, 3)))
 			return rc;
-	c->now = SC_C + 2 * T_MIN;
+	t_setclock(&c->now, SC_C + 2 * T_MIN);
 	if ((rc = sc_maintain(c)))
 		return rc;
 	for (int k = 0; k < 10; k++)
@@ -748,7 +748,7 @@ static int sc_maint_body(sc_ctx *c)
 {
 	int rc;
 
-	c->now = SC_M_T0;
+	t_setclock(&c->now, SC_M_T0);
 	if ((rc = sc_open(c, 1)))
 		return rc;
 	for (int k = 0; k < 3; k++)
@@ -760,7 +760,7 @@ static int sc_maint_body(sc_ctx *c)
 	    (rc = sc_place(c, 1, SC_M_T2)) || (rc = sc_extend(c, 0, 0)))
 		return rc;
 	sc_phase(c, SC_PH_OTHER);
-	c->now = SC_M_T1;
+	t_setclock(&c->now, SC_M_T1);
 	sc_phase(c, SC_PH_EXPIRE);
 	if ((rc = sc_expire(c)))
 		return rc;
@@ -773,7 +773,7 @@ static int sc_maint_body(sc_ctx *c)
 	if ((rc = sc_place(c, 2, SC_M_T1 + 40 * T_DAY)))
 		return rc;
 	sc_phase(c, SC_PH_OTHER);
-	c->now = SC_M_T3;
+	t_setclock(&c->now, SC_M_T3);
 	sc_phase(c, SC_PH_HOLDS);
 	if ((rc = sc_release(c, 0)) ||
 	    (rc = sc_extend(c, 2, SC_M_T1 + 50 * T_DAY)))

@@ -656,7 +656,7 @@ static void make_read_template(void)
 	snprintf(c->label, sizeof(c->label), "read-template");
 	if ((rc = sc_run(c)))
 		die("read template script", rc);
-	c->now = SC_C + 3 * T_MIN;
+	t_setclock(&c->now, SC_C + 3 * T_MIN);
 	if ((rc = sc_open(c, 0)))
 		die("read template open", rc);
 	h.order_id = "ORD-READ";
@@ -679,7 +679,7 @@ static void make_read_template(void)
 	/* the shared store */
 	ctx_copy(&shared, NULL, c, rd_tmpl);
 	rd = rd_base;
-	shared.now = SHARED_NOW;
+	t_setclock(&shared.now, SHARED_NOW);
 	if ((rc = af_open(&shared, 0, 16)))
 		die("shared open", rc);
 	/* 20 records into the unsealed bucket C and 1088 into a new one:
@@ -722,12 +722,12 @@ static void make_recovery_template(void)
 
 	ctx_new(c, NULL);
 	snprintf(c->label, sizeof(c->label), "recovery-template");
-	c->now = SC_A + 50 * T_MIN;
+	t_setclock(&c->now, SC_A + 50 * T_MIN);
 	if (sc_open(c, 0) ||
 	    sc_append(c, SC_A + 10 * T_MIN, 10 * T_SEC, 40, 16) ||
 	    sc_sync(c))
 		die("recovery template A", c->rc);
-	c->now = SC_B + 5 * T_MIN;
+	t_setclock(&c->now, SC_B + 5 * T_MIN);
 	if (sc_maintain(c) || sc_append(c, SC_A + 55 * T_MIN, 1, 5, 5) ||
 	    sc_append(c, SC_B, 5 * T_SEC, 40, 16) || sc_close(c))
 		die("recovery template B", c->rc);
@@ -783,7 +783,7 @@ static void make_hold_template(void)
 	int rc;
 
 	ctx_new(c, NULL);
-	c->now = SC_A + 30 * T_MIN;
+	t_setclock(&c->now, SC_A + 30 * T_MIN);
 	if ((rc = sc_open(c, 0)) ||
 	    (rc = sc_append(c, SC_A, T_MIN, 10, 10)) || (rc = sc_sync(c)))
 		die("hold template", rc);
@@ -840,7 +840,7 @@ static void make_expire_template(void)
 	int rc;
 
 	ctx_new(c, NULL);
-	c->now = EXP_DAY0 + 4 * T_HOUR;
+	t_setclock(&c->now, EXP_DAY0 + 4 * T_HOUR);
 	if ((rc = sc_open(c, 0)))
 		die("expire template open", rc);
 	for (int b = 0; b < 4; b++)
@@ -864,7 +864,7 @@ static void make_expire_template(void)
 		die("hold ORD-C", rc);
 	if ((rc = sc_close(c)))
 		die("expire template close", rc);
-	c->now = EXP_NOW;
+	t_setclock(&c->now, EXP_NOW);
 	if ((rc = sc_open(c, 0)) ||
 	    (rc = sc_append(c, EXP_D, T_MIN, 20, 10)) || (rc = sc_close(c)))
 		die("expire template D", rc);
@@ -1113,7 +1113,7 @@ static void body_open_new(run *r)
 	int rc;
 
 	ctx_new(c, r);
-	c->now = SC_A + 50 * T_MIN;
+	t_setclock(&c->now, SC_A + 50 * T_MIN);
 	af_start(r);
 	rc = af_open(c, 0, 16);
 	af_pause();
@@ -1129,7 +1129,7 @@ static void body_open_recovery(run *r, const char *tmpl)
 	int rc;
 
 	ctx_copy(c, r, &rec_start, tmpl);
-	c->now = SC_C + 2 * T_MIN;
+	t_setclock(&c->now, SC_C + 2 * T_MIN);
 	af_start(r);
 	rc = af_open(c, 0, 16);
 	af_pause();
@@ -1160,7 +1160,7 @@ static void body_append(run *r)
 	int rc;
 
 	ctx_new(c, r);
-	c->now = SC_C + 2 * T_MIN;
+	t_setclock(&c->now, SC_C + 2 * T_MIN);
 	if ((rc = af_open(c, 0, 4096)))
 		die("open", rc);
 	af_start(r);
@@ -1184,7 +1184,7 @@ static void body_append_every(run *r)
 	int rc;
 
 	ctx_new(c, r);
-	c->now = SC_C + 2 * T_MIN;
+	t_setclock(&c->now, SC_C + 2 * T_MIN);
 	if ((rc = af_open(c, 1, 16)))
 		die("open", rc);
 	af_start(r);
@@ -1204,7 +1204,7 @@ static void body_batch(run *r)
 	int rc;
 
 	ctx_new(c, r);
-	c->now = SC_C + 2 * T_MIN;
+	t_setclock(&c->now, SC_C + 2 * T_MIN);
 	if ((rc = af_open(c, 0, 4096)))
 		die("open", rc);
 	af_start(r);
@@ -1230,7 +1230,7 @@ static void body_batch_every(run *r)
 	int rc;
 
 	ctx_new(c, r);
-	c->now = SC_C + 2 * T_MIN;
+	t_setclock(&c->now, SC_C + 2 * T_MIN);
 	if ((rc = af_open(c, 1, 16)))
 		die("open", rc);
 	af_start(r);
@@ -1285,7 +1285,7 @@ static void body_group(run *r)
 	int rc;
 
 	ctx_new(c, r);
-	c->now = SC_A + 30 * T_MIN;
+	t_setclock(&c->now, SC_A + 30 * T_MIN);
 	if ((rc = af_open(c, 1, 16)))
 		die("open", rc);
 	c->nrec = GROUP_THREADS * GROUP_APPENDS;
@@ -1317,7 +1317,7 @@ static void body_sync(run *r)
 	int rc;
 
 	ctx_new(c, r);
-	c->now = SC_C + 2 * T_MIN;
+	t_setclock(&c->now, SC_C + 2 * T_MIN);
 	if ((rc = af_open(c, 0, 16)))
 		die("open", rc);
 	af_start(r);
@@ -1346,12 +1346,12 @@ static void body_maintain(run *r)
 	int rc;
 
 	ctx_new(c, r);
-	c->now = SC_A + 50 * T_MIN;
+	t_setclock(&c->now, SC_A + 50 * T_MIN);
 	if ((rc = af_open(c, 0, 16)) ||
 	    ap_batch(c, NULL, SC_A + 10 * T_MIN, 5 * T_SEC, 40, 0) ||
 	    ap_sync(c, NULL))
 		die("maintain setup", rc);
-	c->now = SC_B + 5 * T_MIN;
+	t_setclock(&c->now, SC_B + 5 * T_MIN);
 	if (ap_batch(c, NULL, SC_B, 5 * T_SEC, 40, 0) || ap_sync(c, NULL))
 		die("maintain setup B", QL_EINVAL);
 	af_start(r);
@@ -1363,7 +1363,7 @@ static void body_maintain(run *r)
 		    ap_sync(c, NULL))
 			SC_FAIL(r, "late records after a good maintain: %s",
 				ql_errmsg(NULL));
-		c->now = SC_C + 2 * T_MIN;
+		t_setclock(&c->now, SC_C + 2 * T_MIN);
 		af_resume();
 		rc = ql_maintain(c->s);
 		af_pause();
@@ -1381,12 +1381,12 @@ static void body_close(run *r)
 	int rc;
 
 	ctx_new(c, r);
-	c->now = SC_A + 50 * T_MIN;
+	t_setclock(&c->now, SC_A + 50 * T_MIN);
 	if ((rc = af_open(c, 0, 4096)) ||
 	    ap_batch(c, NULL, SC_A + 10 * T_MIN, 5 * T_SEC, 40, 0) ||
 	    ap_sync(c, NULL))
 		die("close setup", rc);
-	c->now = SC_B + 5 * T_MIN;
+	t_setclock(&c->now, SC_B + 5 * T_MIN);
 	if (ap_batch(c, NULL, SC_A + 50 * T_MIN, T_SEC, 5, 0) ||
 	    ap_batch(c, NULL, SC_B, 5 * T_SEC, 30, 0))
 		die("close setup B", QL_EINVAL);
@@ -1632,7 +1632,7 @@ static void body_audit_query(run *r)
 	int rc, rrc;
 
 	ctx_copy(c, r, &hold_model, hold_tmpl);
-	c->now = HOLD_NOW;
+	t_setclock(&c->now, HOLD_NOW);
 	if ((rc = af_open(c, 0, 16)))
 		die("open", rc);
 	snprintf(text, sizeof(text), "handle +14155550123 run %lu", r->n);
@@ -1725,7 +1725,7 @@ static void body_hold(run *r, int op)
 	int rc, lrc, arc;
 
 	ctx_copy(c, r, &hold_model, hold_tmpl);
-	c->now = HOLD_NOW;
+	t_setclock(&c->now, HOLD_NOW);
 	if ((rc = af_open(c, 0, 16)))
 		die("open", rc);
 	af_start(r);
@@ -1847,7 +1847,7 @@ static void body_expire(run *r)
 	int rc, rrc, st;
 
 	ctx_copy(c, r, &exp_model, exp_tmpl);
-	c->now = EXP_NOW;
+	t_setclock(&c->now, EXP_NOW);
 	if ((rc = af_open(c, 0, 16)))
 		die("open", rc);
 	/* another process's expiry of E stopped after the rename */
@@ -1916,7 +1916,7 @@ static void body_expire_dry(run *r)
 	int rc;
 
 	ctx_copy(c, r, &exp_model, exp_tmpl);
-	c->now = EXP_NOW;
+	t_setclock(&c->now, EXP_NOW);
 	if ((rc = af_open(c, 0, 16)))
 		die("open", rc);
 	got.n = 0;
@@ -1956,7 +1956,7 @@ static void body_reindex(run *r)
 	int rc;
 
 	ctx_copy(c, r, &rd_base, rd_tmpl);
-	c->now = SHARED_NOW;
+	t_setclock(&c->now, SHARED_NOW);
 	if ((rc = af_open(c, 0, 16)))
 		die("open", rc);
 	af_start(r);
@@ -2172,7 +2172,7 @@ static void check_wrap(void)
 	int rc;
 
 	ctx_new(c, &r);
-	c->now = SC_A;
+	t_setclock(&c->now, SC_A);
 	af_start(&r);
 	rc = af_open(c, 0, 16);
 	af_pause();
