@@ -2127,10 +2127,9 @@ static int sync_wait(ql_store *s, uint64_t target);
  * thread compacts one itself, at its own priority, before it returns.
  * Only an import seals buckets faster than the compactor keeps up (live,
  * a bucket a day; the thread runs at nice 19), and until a segment is
- * compacted it keeps its .qls index entries, so the backlog would
- * otherwise grow for the whole import, be paid for in the index file's
- * high-water mark (LMDB files never shrink), and be left to the final
- * ql_maintain. */
+ * compacted it has no index entries (readers scan it, see seal_bucket),
+ * so the backlog would otherwise grow for the whole import, slow every
+ * lookup meanwhile, and be left to the final ql_maintain. */
 #define QLI_COMPACT_HELP 2
 
 /* Caller holds mu (released while compacting). */
