@@ -1145,9 +1145,9 @@ static int write_frame(qli_audit *a)
 	return 0;
 }
 
-int qli_audit_append(qli_audit *a, int64_t now, const char *event,
-		     const char *who, const char *order_id,
-		     const qli_json *fields)
+int qli_audit_prepare(qli_audit *a, int64_t now, const char *event,
+		      const char *who, const char *order_id,
+		      const qli_json *fields)
 {
 	int rc;
 
@@ -1167,10 +1167,31 @@ int qli_audit_append(qli_audit *a, int64_t now, const char *event,
 	rc = sync_tail(a);
 	if (!rc)
 		rc = build(a, now, event, who, order_id, fields);
-	if (!rc)
-		rc = write_frame(a);
+	if (rc)
+		unlock(a->fd);
+	return rc;
+}
+
+int qli_audit_commit(qli_audit *a)
+{
+	int rc = write_frame(a);
+
 	unlock(a->fd);
 	return rc;
+}
+
+void qli_audit_abort(qli_audit *a)
+{
+	unlock(a->fd);
+}
+
+int qli_audit_append(qli_audit *a, int64_t now, const char *event,
+		     const char *who, const char *order_id,
+		     const qli_json *fields)
+{
+	int rc = qli_audit_prepare(a, now, event, who, order_id, fields);
+
+	return rc ? rc : qli_audit_commit(a);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1250,15 +1271,16 @@ static void hold_details(qli_json *j, const qli_hold *h)
 	qli_json_end(j);
 }
 
-int qli_audit_hold(qli_audit *a, int64_t now, const char *event,
-		   const char *who, const qli_hold *h, int64_t old_expires,
-		   int64_t new_expires)
+int qli_audit_hold_prepare(qli_audit *a, int64_t now, const char *event,
+			   const char *who, const qli_hold *h,
+			   int64_t old_expires, int64_t new_expires)
 {
 	int placed = !strcmp(event, QLI_AEV_HOLD_PLACED);
 	int extended = !strcmp(event, QLI_AEV_HOLD_EXTENDED);
 	int ended = !strcmp(event, QLI_AEV_HOLD_RELEASED) ||
 		    !strcmp(event, QLI_AEV_HOLD_LAPSED);
 	qli_json j;
+	int rc;
 
 	if (!placed && !extended && !ended)
 		return qli_err(QL_EINVAL, "audit: %s is not a hold event",
@@ -1280,7 +1302,19 @@ int qli_audit_hold(qli_audit *a, int64_t now, const char *event,
 		if (h->ended_by[0])
 			qli_json_str(&j, "ended_by", h->ended_by);
 	}
-	return append_fields(a, now, event, who, h->order_id, &j);
+	rc = qli_audit_prepare(a, now, event, who, h->order_id, &j);
+	qli_json_free(&j);
+	return rc;
+}
+
+int qli_audit_hold(qli_audit *a, int64_t now, const char *event,
+		   const char *who, const qli_hold *h, int64_t old_expires,
+		   int64_t new_expires)
+{
+	int rc = qli_audit_hold_prepare(a, now, event, who, h, old_expires,
+					new_expires);
+
+	return rc ? rc : qli_audit_commit(a);
 }
 
 int qli_audit_query(qli_audit *a, int64_t now, const char *who,

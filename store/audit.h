@@ -137,6 +137,20 @@ int qli_audit_append(qli_audit *a, int64_t now, const char *event,
 		     const char *who, const char *order_id,
 		     const qli_json *fields);
 
+/* qli_audit_append in two steps, for a caller that changes state it
+ * audits between them (a hold change: the event is prepared, HOLDS is
+ * saved, the event is written). qli_audit_prepare locks the trail and
+ * builds the event: every allocation, and every check of the trail, is
+ * done here, so a failure leaves nothing to undo. qli_audit_commit then
+ * writes and syncs it (it can fail only for I/O) and unlocks;
+ * qli_audit_abort unlocks without writing. Exactly one of them follows a
+ * successful prepare. Errors as qli_audit_append. */
+int qli_audit_prepare(qli_audit *a, int64_t now, const char *event,
+		      const char *who, const char *order_id,
+		      const qli_json *fields);
+int qli_audit_commit(qli_audit *a);
+void qli_audit_abort(qli_audit *a);
+
 /* segment_sealed: fields segment, records, bytes, checksum (hex). */
 int qli_audit_segment_sealed(qli_audit *a, int64_t now, const char *who,
 			     const char *segment, uint64_t records,
@@ -160,6 +174,10 @@ int qli_audit_segment_expired(qli_audit *a, int64_t now, const char *who,
 int qli_audit_hold(qli_audit *a, int64_t now, const char *event,
 		   const char *who, const qli_hold *h, int64_t old_expires,
 		   int64_t new_expires);
+/* The same event, prepared only (qli_audit_prepare). */
+int qli_audit_hold_prepare(qli_audit *a, int64_t now, const char *event,
+			   const char *who, const qli_hold *h,
+			   int64_t old_expires, int64_t new_expires);
 
 /* query: who ran what under which order; query is a description of the
  * query (e.g. "handle +14155550123 role requester since ... until ..."). */

@@ -107,6 +107,24 @@ fail:
 	return rc;
 }
 
+/* Saves a hold change whose audit event is prepared (qli_audit_prepare),
+ * then writes the event: saved first, then audited, so a crash (or an I/O
+ * error) between leaves a hold whose change the trail lacks, never a
+ * recorded change that is not in force (the safer side for a legal
+ * obligation); and everything that can fail for want of memory happened
+ * before the save, so that a change that failed for it is not in
+ * force. */
+static int save_audited(ql_store *s, qli_holdset *set, qli_audit *a)
+{
+	int rc = holds_save(s, set);
+
+	if (rc) {
+		qli_audit_abort(a);
+		return rc;
+	}
+	return qli_audit_commit(a);
+}
+
 static void hold_end(int lockfd, qli_holdset *set, qli_audit *a)
 {
 	qli_audit_close(a);
@@ -145,14 +163,12 @@ int ql_hold_place(ql_store *s, const ql_hold *h)
 	if (rc)
 		return rc;
 	rc = qli_holds_place(&set, &spec, now, &placed);
-	/* saved first, then audited: a crash between leaves a hold whose
-	 * placement the trail lacks, never a recorded hold that is not in
-	 * force (the safer side for a legal obligation) */
 	if (!rc)
-		rc = holds_save(s, &set);
+		rc = qli_audit_hold_prepare(a, now, QLI_AEV_HOLD_PLACED,
+					    h->placed_by, placed, 0,
+					    placed->expires);
 	if (!rc)
-		rc = qli_audit_hold(a, now, QLI_AEV_HOLD_PLACED, h->placed_by,
-				    placed, 0, placed->expires);
+		rc = save_audited(s, &set, a);
 	hold_end(lockfd, &set, a);
 	return rc;
 }
@@ -174,11 +190,12 @@ int ql_hold_extend(ql_store *s, const char *order_id, int64_t new_expires,
 	rc = qli_holds_extend(&set, order_id, new_expires, now, who_or(who),
 			      &old_exp, &new_exp);
 	if (!rc)
-		rc = holds_save(s, &set);
+		rc = qli_audit_hold_prepare(a, now, QLI_AEV_HOLD_EXTENDED,
+					    who_or(who),
+					    qli_holds_find(&set, order_id),
+					    old_exp, new_exp);
 	if (!rc)
-		rc = qli_audit_hold(a, now, QLI_AEV_HOLD_EXTENDED, who_or(who),
-				    qli_holds_find(&set, order_id), old_exp,
-				    new_exp);
+		rc = save_audited(s, &set, a);
 	hold_end(lockfd, &set, a);
 	return rc;
 }
@@ -198,11 +215,15 @@ int ql_hold_release(ql_store *s, const char *order_id, const char *who)
 	if (rc)
 		return rc;
 	rc = qli_holds_release(&set, order_id, now, who_or(who));
+	if (!rc && !(h = qli_holds_find(&set, order_id)))
+		rc = qli_err(QL_ENOTFOUND, "hold %s: gone after its release",
+			     order_id);
 	if (!rc)
-		rc = holds_save(s, &set);
-	if (!rc && (h = qli_holds_find(&set, order_id)))
-		rc = qli_audit_hold(a, now, QLI_AEV_HOLD_RELEASED, who_or(who),
-				    h, h->expires, h->expires);
+		rc = qli_audit_hold_prepare(a, now, QLI_AEV_HOLD_RELEASED,
+					    who_or(who), h, h->expires,
+					    h->expires);
+	if (!rc)
+		rc = save_audited(s, &set, a);
 	hold_end(lockfd, &set, a);
 	return rc;
 }

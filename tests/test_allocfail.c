@@ -58,8 +58,8 @@
  *     the records it still owed; stat, segments, hold list and audit
  *     callbacks saw a prefix of the right answer;
  *   - holds: a change that returned 0 is in force and audited; one that
- *     failed is not in force, or (a failure in its audit event after the
- *     atomic save, as after a crash there) in force without the event;
+ *     failed is not in force and not audited (its event is prepared before
+ *     the save; only I/O, never injected here, can fail after it);
  *   - expiry: a segment that is gone has its audit event; the next sweep
  *     finishes the job; held and young data stays.
  *
@@ -1750,11 +1750,12 @@ static void body_hold(run *r, int op)
 			SC_FAIL(r, "%s failed and changed nothing, but was "
 				"audited", what[op]);
 	} else if (holds_equal(&got, &hold_after[op])) {
-		/* saved, then its audit event failed (as a crash between
-		 * the two would leave it: the safer side) */
-		if (n != hold_ev_before[op])
-			SC_FAIL(r, "%s failed after saving and was audited",
-				what[op]);
+		/* saved, then its audit event failed: what a crash between
+		 * the two leaves, but an allocation failure must not (the
+		 * event is built before the save) */
+		SC_FAIL(r, "%s failed for want of memory after saving the "
+			"change (%s audited)", what[op],
+			n != hold_ev_before[op] ? "and" : "not");
 		saved_unaudited++;
 	} else {
 		SC_FAIL(r, "%s failed and left the holds neither as before "
