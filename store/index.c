@@ -298,8 +298,8 @@ static inline unsigned key_byte(const uint8_t *r, unsigned p, int mem_key,
  * comparison callback per step was half of the writer thread's time).
  * Records of size sz start with their key; tmp holds n records. A pass
  * whose byte is the same in every key is skipped. The result is in a. */
-static void radix_sort(void *a, void *tmp, size_t n, size_t sz,
-		       unsigned passes, int mem_key)
+static void radix_sort_at(void *a, void *tmp, size_t n, size_t sz,
+			  unsigned passes, int mem_key, size_t koff)
 {
 	uint8_t *src = a, *dst = tmp, *t;
 
@@ -310,7 +310,8 @@ static void radix_sort(void *a, void *tmp, size_t n, size_t sz,
 		int trivial = 0;
 
 		for (size_t i = 0; i < n; i++)
-			cnt[key_byte(src + i * sz, p, mem_key, passes)]++;
+			cnt[key_byte(src + i * sz + koff, p, mem_key,
+				     passes)]++;
 		for (unsigned b = 0; b < 256; b++) {
 			size_t c = cnt[b];
 
@@ -324,7 +325,8 @@ static void radix_sort(void *a, void *tmp, size_t n, size_t sz,
 		for (size_t i = 0; i < n; i++) {
 			const uint8_t *r = src + i * sz;
 
-			memcpy(dst + cnt[key_byte(r, p, mem_key, passes)]++ *
+			memcpy(dst + cnt[key_byte(r + koff, p, mem_key,
+						  passes)]++ *
 					     sz,
 			       r, sz);
 		}
@@ -334,6 +336,45 @@ static void radix_sort(void *a, void *tmp, size_t n, size_t sz,
 	}
 	if (src != (uint8_t *)a)
 		memcpy(a, src, n * sz);
+}
+
+static void radix_sort(void *a, void *tmp, size_t n, size_t sz,
+		       unsigned passes, int mem_key)
+{
+	radix_sort_at(a, tmp, n, sz, passes, mem_key, 0);
+}
+
+/* Records that start with a 16-byte address, in memcmp order. Split
+ * first (stably) into those below the IPv4-mapped prefix ::ffff:0:0/96,
+ * in it, and above it; the mapped ones (most, in practice) then need 4
+ * passes instead of 16, and the others are sorted alone. */
+static void radix_sort_ip(void *a, void *tmp, size_t n, size_t sz)
+{
+	static const uint8_t v4[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+					0xff, 0xff };
+	uint8_t *src = a, *dst = tmp;
+	size_t cnt[3] = { 0, 0, 0 }, pos[3];
+
+	if (n < 2)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		int c = memcmp(src + i * sz, v4, 12);
+
+		cnt[c < 0 ? 0 : c == 0 ? 1 : 2]++;
+	}
+	pos[0] = 0;
+	pos[1] = cnt[0];
+	pos[2] = cnt[0] + cnt[1];
+	for (size_t i = 0; i < n; i++) {
+		int c = memcmp(src + i * sz, v4, 12);
+
+		memcpy(dst + pos[c < 0 ? 0 : c == 0 ? 1 : 2]++ * sz,
+		       src + i * sz, sz);
+	}
+	memcpy(src, dst, n * sz);
+	radix_sort(src, tmp, cnt[0], sz, 16, 1);
+	radix_sort_at(src + cnt[0] * sz, tmp, cnt[1], sz, 4, 1, 12);
+	radix_sort(src + (cnt[0] + cnt[1]) * sz, tmp, cnt[2], sz, 16, 1);
 }
 
 static uint32_t uniq_u32(uint32_t *v, uint32_t *tmp, uint32_t n)
@@ -370,7 +411,7 @@ static uint32_t uniq_ip(qli_summary *s, uint32_t n)
 				break;
 		}
 	}
-	radix_sort(s->ip, s->tmpip, k, 16, 16, 1);
+	radix_sort_ip(s->ip, s->tmpip, k, 16);
 	return k;
 }
 
@@ -443,7 +484,7 @@ int qli_summary_from_keys(qli_summary *s, const qli_block_keys *k)
 	s->nt = uniq_u32(s->t, s->tmp, nt);
 	for (uint32_t i = 0; i < k->nip; i++)
 		memcpy(s->ip[i], k->ip[i], 16);
-	radix_sort(s->ip, s->tmpip, k->nip, 16, 16, 1);
+	radix_sort_ip(s->ip, s->tmpip, k->nip, 16);
 	s->ni = k->nip;
 	return 0;
 }
@@ -893,7 +934,7 @@ static int sort_pairs(qli_segacc *acc)
 		radix_sort(acc->r, tmp, acc->nr, sizeof(pair32), 4, 0);
 		radix_sort(acc->t, tmp, acc->nt, sizeof(pair32), 4, 0);
 		radix_sort(acc->a, tmp, acc->na, sizeof(pair32), 4, 0);
-		radix_sort(acc->ip, tmp, acc->nip, sizeof(pairip), 16, 1);
+		radix_sort_ip(acc->ip, tmp, acc->nip, sizeof(pairip));
 	}
 	free(tmp);
 	return 0;

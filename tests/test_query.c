@@ -64,6 +64,10 @@ static void make_pool(model *m, uint64_t *rng)
 			m->ips[i][13] = 2;
 			m->ips[i][14] = (uint8_t)(i % 3);
 			m->ips[i][15] = (uint8_t)(t_rand(rng) % 256);
+		} else if (i < 20) { /* IPv6 below ::ffff:0:0 (sorted apart) */
+			for (int k = 12; k < 16; k++)
+				m->ips[i][k] = (uint8_t)t_rand(rng);
+			m->ips[i][11] = (uint8_t)(i % 2);
 		} else { /* IPv6 in two /48s */
 			m->ips[i][0] = 0x2a;
 			m->ips[i][1] = 0x01;
