@@ -233,7 +233,10 @@ QL_API int ql_close(ql_store *store);
  * QL_SYNC_EVERY_APPEND once they are durable (compressing pending blocks
  * while it waits).
  * Errors: QL_EINVAL, QL_ERANGE, QL_EREADONLY, QL_EFAILED (an earlier write
- * or sync failed: reopen), QL_EIO, QL_ENOSPC, QL_ENOMEM. */
+ * or sync failed: reopen), QL_EIO, QL_ENOSPC, QL_ENOMEM. Under
+ * QL_SYNC_MANUAL a QL_ENOMEM took none of the batch and the store goes
+ * on; under QL_SYNC_EVERY_APPEND it may also come from the sync the call
+ * waited for (the writer is then disabled, as after a failed write). */
 QL_API int ql_append(ql_store *store, const ql_record *recs, size_t n,
 		     size_t *bad_index);
 

@@ -2062,10 +2062,63 @@ static int canon_one(const ql_store *s, const ql_record *r, int64_t now,
 
 /* Copies the records into their buckets' memtables; a memtable this
  * fills is frozen. Caller holds mu. */
+/* What take_records changes outside the buckets, as it found it. */
+typedef struct take_state {
+	uint64_t gen, seq;
+	size_t pending, nraw;
+	int64_t stream_ts, seal_due;
+	qli_memtable *qtail;
+} take_state;
+
+/* Puts everything take_records changed back as it found it: the records
+ * it took go, and so do the memtables it made; the ones it froze leave
+ * the write queue (no other thread can have touched them: the caller
+ * has held mu throughout). Strings it copied stay in their memtables'
+ * arenas as unused bytes until the memtable is recycled. */
+static void take_undo(ql_store *s, const take_state *u)
+{
+	qli_memtable *mt = u->qtail ? u->qtail->next : s->qhead, *next;
+
+	for (; mt; mt = next) {
+		next = mt->next;
+		mt->next = NULL;
+		if (mt != mt->bucket->undo_mt) /* made by this call */
+			memtable_put(s, mt);
+	}
+	if (u->qtail)
+		u->qtail->next = NULL;
+	else
+		s->qhead = NULL;
+	s->qtail = u->qtail;
+	s->nraw = u->nraw;
+	for (size_t i = 0; i < s->nbuckets; i++) {
+		qli_bucket *b = s->buckets[i];
+
+		if (b->undo_gen != u->gen)
+			continue;
+		if (b->mt && b->mt != b->undo_mt)
+			memtable_put(s, b->mt);
+		b->mt = b->undo_mt;
+		if (b->mt) {
+			b->mt->n = b->undo_n;
+			b->mt->bytes = b->undo_bytes;
+		}
+		b->last_seq = b->undo_last_seq;
+	}
+	s->seq = u->seq;
+	s->pending_bytes = u->pending;
+	s->stream_ts = u->stream_ts;
+	s->seal_due = u->seal_due;
+}
+
+/* Copies a batch into its buckets' memtables (caller holds mu), all of
+ * it or, when an allocation fails, none of it: a clean QL_ENOMEM. */
 static int take_records(ql_store *s, const ql_record *recs, size_t n,
 			const canon *c)
 {
 	int64_t mono = mono_us(), margin = stream_margin(s);
+	take_state u = { ++s->take_gen, s->seq, s->pending_bytes, s->nraw,
+			 s->stream_ts, s->seal_due, s->qtail };
 
 	for (size_t i = 0; i < n; i++) {
 		int64_t bs = bucket_of(s, recs[i].ts);
@@ -2074,7 +2127,14 @@ static int take_records(ql_store *s, const ql_record *recs, size_t n,
 		qli_rec *r;
 
 		if (!b)
-			return qli_err(QL_ENOMEM, "out of memory");
+			goto nomem;
+		if (b->undo_gen != u.gen) {
+			b->undo_gen = u.gen;
+			b->undo_mt = b->mt;
+			b->undo_n = b->mt ? b->mt->n : 0;
+			b->undo_bytes = b->mt ? b->mt->bytes : 0;
+			b->undo_last_seq = b->last_seq;
+		}
 		b->last_append = mono;
 		mt = b->mt;
 		if (!mt) {
@@ -2082,7 +2142,7 @@ static int take_records(ql_store *s, const ql_record *recs, size_t n,
 
 			mt = memtable_get(s, b);
 			if (!mt)
-				return qli_err(QL_ENOMEM, "out of memory");
+				goto nomem;
 			b->mt = mt;
 			if (due < s->seal_due)
 				s->seal_due = due;
@@ -2093,13 +2153,8 @@ static int take_records(ql_store *s, const ql_record *recs, size_t n,
 		r->ts = recs[i].ts;
 		r->req = arena_copy(mt, c[i].req, c[i].req_len);
 		r->tgt = arena_copy(mt, c[i].tgt, c[i].tgt_len);
-		if (!r->req || !r->tgt) {
-			if (!mt->n) { /* just made for this record */
-				b->mt = NULL;
-				memtable_put(s, mt);
-			}
-			return qli_err(QL_ENOMEM, "out of memory");
-		}
+		if (!r->req || !r->tgt)
+			goto nomem;
 		r->req_len = c[i].req_len;
 		r->tgt_len = c[i].tgt_len;
 		memcpy(r->ip, recs[i].ip, 16);
@@ -2117,6 +2172,9 @@ static int take_records(ql_store *s, const ql_record *recs, size_t n,
 	if (stream_seal_check(s))
 		pthread_cond_signal(&s->work);
 	return 0;
+nomem:
+	take_undo(s, &u);
+	return qli_err(QL_ENOMEM, "out of memory (taking %zu records)", n);
 }
 
 static uint64_t sync_request(ql_store *s);
@@ -2212,16 +2270,8 @@ int ql_append(ql_store *s, const ql_record *recs, size_t n,
 	}
 	pthread_mutex_lock(&s->mu);
 	rc = writable(s);
-	if (!rc) {
-		uint64_t seq0 = s->seq;
-
-		rc = take_records(s, recs, n, c);
-		/* a batch taken in part cannot be undone: disable (none of
-		 * it is written); a failure before any record was taken is
-		 * a clean error */
-		if (rc && s->seq != seq0)
-			fail(s, rc);
-	}
+	if (!rc)
+		rc = take_records(s, recs, n, c); /* all or nothing */
 	if (!rc && s->opt.sync_mode == QL_SYNC_EVERY_APPEND) {
 		/* sync_wait encodes what it can while it waits */
 		rc = sync_wait(s, sync_request(s));

@@ -63,6 +63,13 @@ typedef struct qli_bucket {
 	uint64_t last_seq;    /* store seq after its last record taken */
 	qli_segacc *acc;      /* index keys of active, for its seal */
 	int ix_dirty;         /* active's directory entry is stale */
+	/* as the append that is taking records found it (take_records):
+	 * restored if that append fails */
+	uint64_t undo_gen;
+	qli_memtable *undo_mt;
+	uint32_t undo_n;
+	size_t undo_bytes;
+	uint64_t undo_last_seq;
 } qli_bucket;
 
 /* Compact segments' dictionary directories, kept across cursors
@@ -112,6 +119,7 @@ struct ql_store {
 
 	struct qli_dcache *dcache; /* cursor.c */
 	uint64_t seq;          /* records accepted */
+	uint64_t take_gen;     /* appends that took records (undo marks) */
 	uint64_t sync_req;     /* highest seq a caller wants durable */
 	uint64_t durable_seq;  /* all records <= this are durable */
 	uint64_t maint_req, maint_done;
