@@ -1225,51 +1225,45 @@ static void body_batch(run *r)
 	finish(c, r);
 }
 
-/* Batches of 40 over two buckets under QL_SYNC_EVERY_APPEND, blocks of
- * 16: memtables freeze in the middle of a batch. */
-static void body_batch_every(run *r)
+/* Batches of 40 over two buckets, blocks of 16: memtables freeze in the
+ * middle of a batch. Under QL_SYNC_EVERY_APPEND ("batch-every") the writer
+ * encodes, writes and syncs inside every call. Under QL_SYNC_MANUAL
+ * ("batch-freeze") a batch that fails after freezing some must take them
+ * back off the write queue (a failed append took nothing: its records
+ * must never appear). The writer encodes the frozen blocks meanwhile, so
+ * its own failures may disable it (QL_EFAILED) in both. */
+static void batches_of_40(run *r, int every)
 {
 	sc_ctx *c = &wc;
 	int rc;
 
 	ctx_new(c, r);
 	t_setclock(&c->now, SC_C + 2 * T_MIN);
-	if ((rc = af_open(c, 1, 16)))
+	if ((rc = af_open(c, every, 16)))
 		die("open", rc);
 	af_start(r);
 	for (int b = 0; b < 4; b++)
 		ap_batch(c, r, SC_A + 50 * T_MIN + b * 41 * T_SEC,
 			 T_HOUR / 40, 40, ALLOW_FAILED);
 	af_pause();
+	if (!every) {
+		rc = ql_sync(c->s);
+		if (!rc)
+			sc_ack_accepted(c);
+		else
+			check_rc(r, "ql_sync (disarmed)", rc, ALLOW_FAILED);
+	}
 	finish(c, r);
 }
 
-/* Batches of 40 over two buckets under QL_SYNC_MANUAL, blocks of 16:
- * memtables freeze in the middle of a batch, and a batch that fails after
- * freezing some must take them back off the write queue (a failed append
- * under QL_SYNC_MANUAL took nothing: its records must never appear). The
- * writer encodes the frozen blocks meanwhile, so its own failures may
- * disable it (QL_EFAILED). */
+static void body_batch_every(run *r)
+{
+	batches_of_40(r, 1);
+}
+
 static void body_batch_freeze(run *r)
 {
-	sc_ctx *c = &wc;
-	int rc;
-
-	ctx_new(c, r);
-	t_setclock(&c->now, SC_C + 2 * T_MIN);
-	if ((rc = af_open(c, 0, 16)))
-		die("open", rc);
-	af_start(r);
-	for (int b = 0; b < 4; b++)
-		ap_batch(c, r, SC_A + 50 * T_MIN + b * 41 * T_SEC,
-			 T_HOUR / 40, 40, ALLOW_FAILED);
-	af_pause();
-	rc = ql_sync(c->s);
-	if (!rc)
-		sc_ack_accepted(c);
-	else
-		check_rc(r, "ql_sync (disarmed)", rc, ALLOW_FAILED);
-	finish(c, r);
+	batches_of_40(r, 0);
 }
 
 /* Two threads appending one record at a time under QL_SYNC_EVERY_APPEND
