@@ -770,7 +770,9 @@ static int rewrite(ql_store *s, const qli_segfile *src, const char *tmp,
 			col[QLI_IDBLOCK + i] = tg;
 			col[2 * QLI_IDBLOCK + i] = ip;
 		}
-		rc = qli_idblock_encode(w.enc, &w.out, ir, k, th.n, ti.n, &h);
+		rc = qli_idblock_encode(w.enc, &w.out, ir, k, th.n, ti.n,
+					dst->version >= QLI_SEG_VERSION_COMPACT,
+					&h);
 		if (rc)
 			break;
 		/* the frame starts at sf->size: add_block records it there

@@ -240,11 +240,214 @@ int qli_dict_cmp_first(const qli_dict *d, uint32_t k, const uint8_t *key,
 		       len);
 }
 
+
+/* ---- time column: Rice-coded deltas ---- */
+
+static unsigned bitlen64(uint64_t v)
+{
+	return v ? 64u - (unsigned)__builtin_clzll(v) : 0;
+}
+
+#define RICE_ESC 40u /* a quotient this long is followed by the raw delta */
+
+typedef struct bitw {
+	uint8_t *p;
+	uint64_t acc;
+	unsigned nb;
+} bitw;
+
+static void bw_put(bitw *w, uint64_t v, unsigned nbits)
+{
+	/* nbits <= 32 */
+	w->acc |= v << w->nb;
+	w->nb += nbits;
+	while (w->nb >= 8) {
+		*w->p++ = (uint8_t)w->acc;
+		w->acc >>= 8;
+		w->nb -= 8;
+	}
+}
+
+static void bw_put_long(bitw *w, uint64_t v, unsigned nbits)
+{
+	while (nbits > 32) {
+		bw_put(w, v & 0xffffffffu, 32);
+		v >>= 32;
+		nbits -= 32;
+	}
+	bw_put(w, v & ((nbits == 32) ? 0xffffffffu : ((1u << nbits) - 1)), nbits);
+}
+
+static unsigned rice_k(const qli_idrec *r, uint32_t n)
+{
+	uint64_t sum = 0, best = UINT64_MAX;
+	unsigned k0, kb = 0;
+
+	for (uint32_t i = 1; i < n; i++)
+		sum += (uint64_t)(r[i].ts - r[i - 1].ts);
+	k0 = n > 1 ? bitlen64(sum / (n - 1)) : 0;
+	for (unsigned k = k0 > 2 ? k0 - 2 : 0; k <= k0 + 1 && k < 63; k++) {
+		uint64_t bits = 0;
+
+		for (uint32_t i = 1; i < n; i++) {
+			uint64_t q = (uint64_t)(r[i].ts - r[i - 1].ts) >> k;
+
+			bits += q < RICE_ESC ? q + 1 + k : RICE_ESC + 1 + 64;
+		}
+		if (bits < best)
+			best = bits, kb = k;
+	}
+	return kb;
+}
+
+static size_t rice_put(uint8_t *out, const qli_idrec *r, uint32_t n)
+{
+	unsigned k = rice_k(r, n);
+	bitw w = { out + 1, 0, 0 };
+
+	out[0] = (uint8_t)k;
+	for (uint32_t i = 1; i < n; i++) {
+		uint64_t d = (uint64_t)(r[i].ts - r[i - 1].ts), q = d >> k;
+
+		if (q < RICE_ESC) {
+			/* q ones, a zero, k low bits */
+			while (q >= 32) {
+				bw_put(&w, 0xffffffffu, 32);
+				q -= 32;
+			}
+			bw_put(&w, (1ull << q) - 1, (unsigned)q + 1);
+			bw_put_long(&w, d & ((k == 64) ? ~0ull : ((1ull << k) - 1)), k);
+		} else {
+			bw_put(&w, 0xffffffffu, 32);
+			bw_put(&w, (1ull << (RICE_ESC - 32)) - 1, RICE_ESC - 32);
+			bw_put(&w, 0, 1);
+			bw_put_long(&w, d, 64);
+		}
+	}
+	if (w.nb)
+		*w.p++ = (uint8_t)w.acc;
+	return (size_t)(w.p - out);
+}
+
+static inline uint64_t load64le(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	v = __builtin_bswap64(v);
+#endif
+	return v;
+}
+
+/* Decodes the n - 1 gaps after ts[0]. The bit buffer is refilled a byte
+ * to 56-63 bits (it may read ahead of the stream's end; *pp is set from
+ * the bits actually used). */
+static int rice_get(const uint8_t **pp, const uint8_t *end, int64_t *ts,
+		    uint32_t n)
+{
+	const uint8_t *start = *pp, *p = start;
+	uint64_t acc = 0, used, mask;
+	unsigned nb = 0, k;
+	int64_t t = ts[0];
+
+	if (p >= end || (k = *p++) > 62)
+		return -1;
+	start = p;
+#define REFILL()                                                           \
+	do {                                                               \
+		if (end - p >= 8) {                                        \
+			acc |= load64le(p) << nb;                          \
+			p += (63 - nb) >> 3;                               \
+			nb |= 56;                                          \
+		} else                                                     \
+			while (nb <= 48 && p < end) {                      \
+				acc |= (uint64_t)*p++ << nb;               \
+				nb += 8;                                   \
+			}                                                  \
+	} while (0)
+	mask = k ? ~0ull >> (64 - k) : 0;
+	for (uint32_t i = 1; i < n; i++) {
+		uint64_t q = 0, d;
+		unsigned ones;
+
+		REFILL();
+		ones = (unsigned)__builtin_ctzll(~acc);
+		if (ones < RICE_ESC && ones + 1 + k <= nb) {
+			/* the whole gap is in the buffer (nb <= 63) */
+			acc >>= ones + 1;
+			d = (uint64_t)ones << k | (acc & mask);
+			acc >>= k;
+			nb -= ones + 1 + k;
+			goto add;
+		}
+		for (;;) { /* the unary quotient: ones up to a zero */
+			REFILL();
+			if (!nb)
+				return -1;
+			ones = (unsigned)__builtin_ctzll(~acc);
+			if (ones < nb) {
+				q += ones;
+				/* ones < nb <= 63 */
+				if (ones < 63)
+					acc >>= ones + 1;
+				else
+					acc = 0;
+				nb -= ones + 1;
+				break;
+			}
+			q += nb;
+			acc = 0;
+			nb = 0;
+			if (q > RICE_ESC)
+				return -1;
+		}
+		if (q > RICE_ESC)
+			return -1;
+		if (q < RICE_ESC) {
+			uint64_t lo = 0;
+
+			for (unsigned got = 0; got < k;) {
+				unsigned take = k - got > 32 ? 32 : k - got;
+
+				REFILL();
+				if (nb < take)
+					return -1;
+				lo |= (acc & ((1ull << take) - 1)) << got;
+				acc >>= take;
+				nb -= take;
+				got += take;
+			}
+			d = q << k | lo;
+		} else {
+			d = 0;
+			for (unsigned got = 0; got < 64; got += 32) {
+				REFILL();
+				if (nb < 32)
+					return -1;
+				d |= (acc & 0xffffffffu) << got;
+				acc >>= 32;
+				nb -= 32;
+			}
+		}
+add:
+		if (d > (uint64_t)INT64_MAX || t > INT64_MAX - (int64_t)d)
+			return -1;
+		t += (int64_t)d;
+		ts[i] = t;
+	}
+#undef REFILL
+	used = (uint64_t)(p - start) * 8 - nb;
+	*pp = start + (used + 7) / 8;
+	return 0;
+}
+
 int qli_idblock_encode(qli_encoder *e, qli_buf *out, const qli_idrec *r,
-		       uint32_t n, uint32_t nh, uint32_t ni, qli_frame_hdr *h)
+		       uint32_t n, uint32_t nh, uint32_t ni, int rice,
+		       qli_frame_hdr *h)
 {
 	unsigned wh = width_of(nh), wi = width_of(ni);
-	size_t cap = 8 + (size_t)n * (10 + 2 * wh + wi + 2);
+	size_t cap = 32 + (size_t)n * (14 + 2 * wh + wi + 2);
 	uint8_t *raw = malloc(cap), *p;
 	int rc;
 
@@ -254,12 +457,17 @@ int qli_idblock_encode(qli_encoder *e, qli_buf *out, const qli_idrec *r,
 	qli_put32(p, n);
 	p[4] = (uint8_t)wh;
 	p[5] = (uint8_t)wi;
-	p[6] = p[7] = 0;
+	p[6] = (uint8_t)(rice ? QLI_TIME_RICE : QLI_TIME_VARINT);
+	p[7] = 0;
 	p += 8;
 	p += qli_put_varint(p, ((uint64_t)r[0].ts << 1) ^
 				       (uint64_t)(r[0].ts >> 63));
-	for (uint32_t i = 1; i < n; i++)
-		p += qli_put_varint(p, (uint64_t)(r[i].ts - r[i - 1].ts));
+	if (rice)
+		p += rice_put(p, r, n);
+	else
+		for (uint32_t i = 1; i < n; i++)
+			p += qli_put_varint(p, (uint64_t)(r[i].ts -
+							  r[i - 1].ts));
 	for (unsigned b = 0; b < wh; b++)
 		for (uint32_t i = 0; i < n; i++)
 			*p++ = (uint8_t)(r[i].req >> (8 * b));
@@ -287,7 +495,7 @@ int qli_idblock_decode(qli_decoder *d, qli_block *b, const qli_frame_hdr *h,
 		       const uint8_t *payload, uint32_t nh, uint32_t ni)
 {
 	const uint8_t *p, *end;
-	unsigned wh, wi;
+	unsigned wh, wi, tcode;
 	uint32_t n;
 	uint64_t v;
 	int64_t t;
@@ -303,8 +511,11 @@ int qli_idblock_decode(qli_decoder *d, qli_block *b, const qli_frame_hdr *h,
 	n = qli_get32(p);
 	wh = p[4];
 	wi = p[5];
+	tcode = p[6];
 	if (n != h->nrec || n == 0 || wh != width_of(nh) || wi != width_of(ni))
 		return corrupt("id block: counts or widths out of range");
+	if (tcode > QLI_TIME_RICE || p[7])
+		return corrupt("id block: unknown time coding");
 	p += 8;
 	rc = qli_block_layout(b, n, 0, 0, 0);
 	if (rc)
@@ -317,14 +528,20 @@ int qli_idblock_decode(qli_decoder *d, qli_block *b, const qli_frame_hdr *h,
 		return corrupt("id block: time column truncated");
 	t = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
 	b->ts[0] = t;
-	for (uint32_t i = 1; i < n; i++) {
-		if (qli_get_varint(&p, end, &v) || v > (uint64_t)INT64_MAX ||
-		    t > INT64_MAX - (int64_t)v)
+	if (tcode == QLI_TIME_RICE) {
+		if (rice_get(&p, end, b->ts, n))
 			return corrupt("id block: time column truncated or "
 				       "overflows");
-		t += (int64_t)v;
-		b->ts[i] = t;
-	}
+	} else
+		for (uint32_t i = 1; i < n; i++) {
+			if (qli_get_varint(&p, end, &v) ||
+			    v > (uint64_t)INT64_MAX ||
+			    t > INT64_MAX - (int64_t)v)
+				return corrupt("id block: time column "
+					       "truncated or overflows");
+			t += (int64_t)v;
+			b->ts[i] = t;
+		}
 	if ((size_t)(end - p) != (size_t)n * (2 * wh + wi + 2))
 		return corrupt("id block: column sizes do not add up");
 	memset(b->req, 0, n * sizeof(uint32_t));

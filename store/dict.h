@@ -80,10 +80,16 @@ typedef struct qli_idrec {
 	uint8_t svc, res;
 } qli_idrec;
 
+/* How an id block codes its time column (byte 6 of its payload). */
+#define QLI_TIME_VARINT 0 /* deltas as varints (segment version 2) */
+#define QLI_TIME_RICE 1   /* deltas Rice-coded (segment version 3) */
+
 /* Encodes n time-sorted records into a whole block frame appended to
- * out. nh and ni are the dictionaries' sizes (they fix the id widths). */
+ * out. nh and ni are the dictionaries' sizes (they fix the id widths);
+ * rice picks the time coding (nonzero in version 3 segments). */
 int qli_idblock_encode(qli_encoder *e, qli_buf *out, const qli_idrec *r,
-		       uint32_t n, uint32_t nh, uint32_t ni, qli_frame_hdr *h);
+		       uint32_t n, uint32_t nh, uint32_t ni, int rice,
+		       qli_frame_hdr *h);
 
 /* Decodes an id block into blk: ts, req, tgt, ipi (dictionary ids, each
  * checked < nh or < ni), svc, res; blk->ids is set, str and ips are not

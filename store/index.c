@@ -727,7 +727,10 @@ int qli_index_put_dir(qli_index *ix, const qli_segfile *sf)
 	v = calloc(1, len);
 	if (!v)
 		return qli_err(QL_ENOMEM, "out of memory");
-	v[0] = 2; /* compact entries: id-keyed chunks */
+	/* 2: compact entries have id-keyed chunks; 3: and their segments
+	 * may be version 3, whose headers a build that reads only 2 must
+	 * see (it treats this entry as absent and loads the file) */
+	v[0] = 3;
 	v[1] = (uint8_t)sf->sealed;
 	v[2] = (uint8_t)sf->compact; /* blocks hold dictionary ids */
 	qli_put32(v + 4, sf->nblk);
@@ -1220,13 +1223,13 @@ static int dir_parse(const MDB_val *v, qli_segfile *sf)
 	const uint8_t *p = v->mv_data;
 	uint32_t n;
 
-	if (v->mv_size < DIR_FIXED || p[0] < 1 || p[0] > 2 || p[2] > 1 ||
+	if (v->mv_size < DIR_FIXED || p[0] < 1 || p[0] > 3 || p[2] > 1 ||
 	    (p[2] && !p[1]))
 		return qli_err(QL_ECORRUPT, "index: bad directory entry");
 	sf->compact = p[2];
 	/* version 1 (before 0.1.0's id-keyed chunks) indexed compact
 	 * segments by hash too: still read that way */
-	sf->ix_byid = p[2] && p[0] == 2;
+	sf->ix_byid = p[2] && p[0] >= 2;
 	n = qli_get32(p + 4);
 	if (v->mv_size != DIR_FIXED + (size_t)n * BLKENT)
 		return qli_err(QL_ECORRUPT, "index: directory size");

@@ -120,7 +120,7 @@ static void hdr_pack(uint8_t out[QLI_SEG_HDR], const qli_segfile *sf)
 {
 	memset(out, 0, QLI_SEG_HDR);
 	memcpy(out, seg_magic, 8);
-	out[8] = sf->compact ? QLI_SEG_VERSION_COMPACT : QLI_SEG_VERSION;
+	out[8] = (uint8_t)(sf->compact ? sf->version : QLI_SEG_VERSION);
 	out[10] = QLI_SEG_HDR;
 	qli_put64(out + 16, (uint64_t)sf->bucket_start);
 	qli_put64(out + 24, (uint64_t)sf->bucket_width);
@@ -134,13 +134,14 @@ static int hdr_unpack(const uint8_t in[QLI_SEG_HDR], qli_segfile *sf)
 		return qli_err(QL_ECORRUPT, "not a querylog segment (magic)");
 	if (qli_get64(in + 56) != qli_hash64(in, 56, 0))
 		return qli_err(QL_ECORRUPT, "segment header checksum mismatch");
-	if ((in[8] != QLI_SEG_VERSION && in[8] != QLI_SEG_VERSION_COMPACT) ||
-	    in[9] != 0)
+	if ((in[8] != QLI_SEG_VERSION && in[8] != QLI_SEG_VERSION_COMPACT &&
+	     in[8] != QLI_SEG_VERSION_COMPACT2) || in[9] != 0)
 		return qli_err(QL_EVERSION,
 			       "segment format version %u (this build reads "
-			       "%u and %u)", in[8] | in[9] << 8,
+			       "%u to %u)", in[8] | in[9] << 8,
 			       QLI_SEG_VERSION, QLI_SEG_VERSION_COMPACT);
-	sf->compact = in[8] == QLI_SEG_VERSION_COMPACT;
+	sf->compact = in[8] != QLI_SEG_VERSION;
+	sf->version = in[8];
 	sf->bucket_start = (int64_t)qli_get64(in + 16);
 	sf->bucket_width = (int64_t)qli_get64(in + 24);
 	sf->gen = qli_get32(in + 32);
@@ -149,6 +150,8 @@ static int hdr_unpack(const uint8_t in[QLI_SEG_HDR], qli_segfile *sf)
 			       (long long)sf->bucket_width);
 	return 0;
 }
+
+int qli_compact_version = QLI_SEG_VERSION_COMPACT;
 
 static void sf_init(qli_segfile *sf)
 {
@@ -201,6 +204,7 @@ int qli_segfile_create_compact(qli_segfile *sf, int segdir, const char *name,
 	sf->bucket_width = bucket_width;
 	sf->gen = gen;
 	sf->compact = 1;
+	sf->version = qli_compact_version;
 	sf->fd = qli_vfs_cur->openat(segdir, name,
 				     O_RDWR | O_CREAT | O_TRUNC, mode);
 	if (sf->fd < 0)
@@ -775,8 +779,9 @@ int qli_segfile_load(qli_segfile *sf, int segdir, const char *name,
 	}
 	if (compact != sf->compact) {
 		rc = qli_err(QL_ECORRUPT, "%s: format version %d does not "
-			     "match the name (.qlc files are version %d)",
-			     name, hdr[8], QLI_SEG_VERSION_COMPACT);
+			     "match the name (.qlc files are version %d or "
+			     "%d)", name, hdr[8], QLI_SEG_VERSION_COMPACT2,
+			     QLI_SEG_VERSION_COMPACT);
 		goto fail;
 	}
 	rc = load_seal(sf);

@@ -12,7 +12,13 @@
 #define QLI_SEG_HDR 64
 #define QLI_SEG_TRAILER 16
 #define QLI_SEG_VERSION 1
-#define QLI_SEG_VERSION_COMPACT 2 /* .qlc files: dictionaries + id blocks */
+#define QLI_SEG_VERSION_COMPACT 3 /* .qlc files: dictionaries + id blocks,
+				    * times Rice-coded */
+#define QLI_SEG_VERSION_COMPACT2 2 /* .qlc files before the Rice-coded
+				     * times: still read */
+/* The version the compactor writes: QLI_SEG_VERSION_COMPACT; tests set
+ * QLI_SEG_VERSION_COMPACT2 to make segments as an older build did. */
+extern int qli_compact_version;
 #define QLI_SEG_NAME_MAX 64
 #define QLI_SEG_DIR "seg"
 
@@ -40,7 +46,8 @@ typedef struct qli_segfile {
 	uint64_t nrec, raw_bytes;
 	int64_t min_ts, max_ts;
 	uint64_t seal_checksum; /* chained over the frames' checksums */
-	int compact;        /* a .qlc file (version 2): blocks hold ids */
+	int compact;        /* a .qlc file (version 2 or 3): blocks hold ids */
+	int version;        /* of a .qlc file (its header): 2 or 3 */
 	qli_dict dh, di;    /* compact: handle and address dictionaries */
 	int ix_byid;        /* from the index: its postings are keyed by
 			     * dictionary id (compact, directory version 2) */

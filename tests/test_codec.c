@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "codec.h"
+#include "dict.h"
 #include "err.h"
 #include "index.h"
 
@@ -202,6 +203,118 @@ static void test_size_lies_refused(void **state)
 	qli_decoder_free(d);
 }
 
+/* Id blocks of compact segments: both time codings round-trip times with
+ * any gaps (none, small, ones that need the Rice escape, the largest an
+ * int64 allows), and a cut time column is damage, never a crash. */
+static void test_idblock_times(void **state)
+{
+	static qli_idrec r[2048];
+	static const uint32_t sizes[] = { 1, 2, 100, 2048 };
+	qli_encoder *e = qli_encoder_new(3);
+	qli_decoder *d = qli_decoder_new();
+	qli_block b = { 0 };
+	qli_buf out = { 0 };
+	qli_frame_hdr h;
+	uint64_t rng = 99;
+
+	(void)state;
+	for (int shape = 0; shape < 5; shape++) {
+		for (unsigned si = 0; si < 4; si++) {
+			uint32_t n = sizes[si];
+			int64_t t = shape == 4 ? INT64_MIN / 2 : T_EPOCH;
+
+			for (uint32_t i = 0; i < n; i++) {
+				uint64_t x = t_rand(&rng);
+				int64_t gap;
+
+				switch (shape) {
+				case 0: gap = 0; break;            /* equal */
+				case 1: gap = (int64_t)(x % 4); break;
+				case 2: gap = (int64_t)(x % 600000); break;
+				case 3: /* mostly small, some huge */
+					gap = x % 50 ? (int64_t)(x % 1000)
+						     : (int64_t)(x >> 24);
+					break;
+				default: /* the whole int64 range */
+					gap = i == n / 2 ? INT64_MAX / 2 + 7
+							 : (int64_t)(x % 9);
+				}
+				if (i)
+					t += gap;
+				r[i] = (qli_idrec){ t, (uint32_t)(x % 300),
+						    (uint32_t)(x >> 9) % 300,
+						    (uint32_t)(x >> 20) % 70,
+						    (uint8_t)(x >> 40) & 1,
+						    (uint8_t)(x >> 41) & 1 };
+			}
+			for (int rice = 0; rice < 2; rice++) {
+				out.len = 0;
+				assert_int_equal(qli_idblock_encode(e, &out, r,
+								    n, 300, 70,
+								    rice, &h),
+						 0);
+				assert_int_equal(qli_frame_hdr_read(out.p, &h),
+						 0);
+				assert_int_equal(
+					qli_idblock_decode(d, &b, &h,
+							   out.p +
+								   QLI_FRAME_HDR,
+							   300, 70),
+					0);
+				assert_int_equal(b.n, n);
+				for (uint32_t i = 0; i < n; i++) {
+					assert_true(b.ts[i] == r[i].ts);
+					assert_int_equal(b.req[i], r[i].req);
+					assert_int_equal(b.tgt[i], r[i].tgt);
+					assert_int_equal(b.ipi[i], r[i].ip);
+					assert_int_equal(b.svc[i], r[i].svc);
+					assert_int_equal(b.res[i], r[i].res);
+				}
+			}
+		}
+	}
+	/* a Rice time column cut short, re-framed with a valid checksum */
+	{
+		uint8_t raw[64], *p = raw;
+		qli_frame_hdr hh = { 0 };
+
+		qli_put32(p, 3);
+		p[4] = 1, p[5] = 1, p[6] = QLI_TIME_RICE, p[7] = 0;
+		p += 8;
+		*p++ = 0;  /* first time 0 (zigzag) */
+		*p++ = 10; /* k */
+		*p++ = 0x01; /* one quotient bit, then nothing */
+		hh.magic = QLI_MAGIC_BLOCK;
+		hh.nrec = 3;
+		out.len = 0;
+		assert_int_equal(qli_frame_compress(e, &out, raw,
+						    (size_t)(p - raw), &hh),
+				 0);
+		assert_int_equal(qli_frame_hdr_read(out.p, &hh), 0);
+		assert_int_equal(qli_idblock_decode(d, &b, &hh,
+						    out.p + QLI_FRAME_HDR, 1,
+						    1),
+				 QL_ECORRUPT);
+		assert_non_null(strstr(ql_errmsg(NULL), "time column"));
+		/* an unknown time coding */
+		raw[6] = 2;
+		out.len = 0;
+		assert_int_equal(qli_frame_compress(e, &out, raw,
+						    (size_t)(p - raw), &hh),
+				 0);
+		assert_int_equal(qli_frame_hdr_read(out.p, &hh), 0);
+		assert_int_equal(qli_idblock_decode(d, &b, &hh,
+						    out.p + QLI_FRAME_HDR, 1,
+						    1),
+				 QL_ECORRUPT);
+		assert_non_null(strstr(ql_errmsg(NULL), "time coding"));
+	}
+	qli_block_free(&b);
+	qli_buf_free(&out);
+	qli_encoder_free(e);
+	qli_decoder_free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -209,6 +322,7 @@ int main(void)
 		cmocka_unit_test(test_summary_from_keys),
 		cmocka_unit_test(test_every_bit_flip_detected),
 		cmocka_unit_test(test_size_lies_refused),
+		cmocka_unit_test(test_idblock_times),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
