@@ -203,6 +203,25 @@ static void test_size_lies_refused(void **state)
 	qli_decoder_free(d);
 }
 
+/* An id block payload of 3 records (1 handle, 1 address), framed with
+ * a valid checksum, must be refused as damage with a message naming what. */
+static void refused(qli_encoder *e, qli_decoder *d, qli_block *b,
+		    const uint8_t *raw, size_t len, const char *what)
+{
+	qli_buf out = { 0 };
+	qli_frame_hdr hh = { 0 };
+
+	hh.magic = QLI_MAGIC_BLOCK;
+	hh.nrec = 3;
+	assert_int_equal(qli_frame_compress(e, &out, raw, len, &hh), 0);
+	assert_int_equal(qli_frame_hdr_read(out.p, &hh), 0);
+	assert_int_equal(qli_idblock_decode(d, b, &hh, out.p + QLI_FRAME_HDR,
+					    1, 1),
+			 QL_ECORRUPT);
+	assert_non_null(strstr(ql_errmsg(NULL), what));
+	qli_buf_free(&out);
+}
+
 /* Id blocks of compact segments: both time codings round-trip times with
  * any gaps (none, small, ones that need the Rice escape, the largest an
  * int64 allows), and a cut time column is damage, never a crash. */
@@ -276,7 +295,6 @@ static void test_idblock_times(void **state)
 	/* a Rice time column cut short, re-framed with a valid checksum */
 	{
 		uint8_t raw[64], *p = raw;
-		qli_frame_hdr hh = { 0 };
 
 		qli_put32(p, 3);
 		p[4] = 1, p[5] = 1, p[6] = QLI_TIME_RICE, p[7] = 0;
@@ -284,30 +302,9 @@ static void test_idblock_times(void **state)
 		*p++ = 0;  /* first time 0 (zigzag) */
 		*p++ = 10; /* k */
 		*p++ = 0x01; /* one quotient bit, then nothing */
-		hh.magic = QLI_MAGIC_BLOCK;
-		hh.nrec = 3;
-		out.len = 0;
-		assert_int_equal(qli_frame_compress(e, &out, raw,
-						    (size_t)(p - raw), &hh),
-				 0);
-		assert_int_equal(qli_frame_hdr_read(out.p, &hh), 0);
-		assert_int_equal(qli_idblock_decode(d, &b, &hh,
-						    out.p + QLI_FRAME_HDR, 1,
-						    1),
-				 QL_ECORRUPT);
-		assert_non_null(strstr(ql_errmsg(NULL), "time column"));
-		/* an unknown time coding */
-		raw[6] = 2;
-		out.len = 0;
-		assert_int_equal(qli_frame_compress(e, &out, raw,
-						    (size_t)(p - raw), &hh),
-				 0);
-		assert_int_equal(qli_frame_hdr_read(out.p, &hh), 0);
-		assert_int_equal(qli_idblock_decode(d, &b, &hh,
-						    out.p + QLI_FRAME_HDR, 1,
-						    1),
-				 QL_ECORRUPT);
-		assert_non_null(strstr(ql_errmsg(NULL), "time coding"));
+		refused(e, d, &b, raw, (size_t)(p - raw), "time column");
+		raw[6] = 2; /* an unknown time coding */
+		refused(e, d, &b, raw, (size_t)(p - raw), "time coding");
 	}
 	qli_block_free(&b);
 	qli_buf_free(&out);
