@@ -52,8 +52,11 @@ for comp in blocks[first:last]:
     raw = unzstd(comp)
     n, wh, wi = struct.unpack_from('<I', raw, 0)[0], raw[4], raw[5]
     o = start = 8
-    for _ in range(n):
-        _, o = varint(raw, o)
+    if raw[6] == 1:  # Rice-coded gaps (segment version 3): ends where
+        o = len(raw) - n * (2 * wh + wi + 2)  # the id columns begin
+    else:            # varints (segment version 2)
+        for _ in range(n):
+            _, o = varint(raw, o)
     cols = {'time': raw[start:o]}
     for name, w in (('requester', wh), ('target', wh), ('address', wi)):
         cols[name] = raw[o:o + n * w]
