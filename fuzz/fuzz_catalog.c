@@ -151,9 +151,9 @@ static void dir_entry(unsigned flags, const uint8_t *data, size_t size)
 		free(v);
 		return;
 	}
-	if (len != 24 + (size_t)sf.nblk * 48 || (v[0] != 1 && v[0] != 2) ||
+	if (len != 24 + (size_t)sf.nblk * 48 || v[0] < 1 || v[0] > 3 ||
 	    sf.sealed != v[1] || sf.compact != v[2] ||
-	    sf.ix_byid != (v[2] && v[0] == 2) ||
+	    sf.ix_byid != (v[2] && v[0] >= 2) ||
 	    sf.nblk != qli_get32(v + 4) ||
 	    sf.size != qli_get64(v + 8) ||
 	    sf.seal_checksum != qli_get64(v + 16) || !sf.blk)
@@ -179,7 +179,7 @@ static void dir_entry(unsigned flags, const uint8_t *data, size_t size)
 	enc = calloc(1, len);
 	if (!enc)
 		abort();
-	enc[0] = 2;
+	enc[0] = 3;
 	enc[1] = (uint8_t)sf.sealed;
 	enc[2] = (uint8_t)sf.compact;
 	qli_put32(enc + 4, sf.nblk);
