@@ -11,8 +11,9 @@
  *   bit 2  fix the checksums of the frames as far as they parse, and the
  *          chained checksum inside a seal, so the fuzzer gets past xxh64;
  *   bit 3  name the files .qlc (compact segments, docs/FORMAT.md §5.9;
- *          bit 1 then writes version 2). Compaction runs inline, so a
- *          sealed .qls input is also rewritten and read back compact.
+ *          bit 1 then writes version 3, else 4). Compaction runs inline,
+ *          so a sealed .qls input is also rewritten and read back
+ *          compact.
  * The store is day-bucketed, named seg/20261101T000000Z-gN.qls, on a fixed
  * clock inside that bucket so no record is refused for its time. Nothing
  * may crash; a scan may fail only with QL_ECORRUPT. After the writer
@@ -143,9 +144,15 @@ static void fix_frames(uint8_t *f, size_t n, uint32_t gen)
 			return;
 		if (h.magic == QLI_MAGIC_SEAL && h.comp_len >= 32)
 			qli_put64(f + off + QLI_FRAME_HDR + 24, chain);
+		if (h.magic == QLI_MAGIC_SYNC) /* a mark names its offset */
+			h.min_ts = (int64_t)off;
 		qli_frame_hdr_write(f + off, &h, f + off + QLI_FRAME_HDR);
 		if (h.magic == QLI_MAGIC_SEAL)
 			return;
+		if (h.magic == QLI_MAGIC_SYNC) { /* not in the chain */
+			off += QLI_FRAME_HDR;
+			continue;
+		}
 		{
 			uint8_t b[16];
 

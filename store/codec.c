@@ -134,9 +134,14 @@ int qli_frame_hdr_read(const uint8_t in[QLI_FRAME_HDR], qli_frame_hdr *h)
 	h->max_ts = (int64_t)qli_get64(in + 24);
 	h->checksum = qli_get64(in + 32);
 	if (h->magic != QLI_MAGIC_BLOCK && h->magic != QLI_MAGIC_SEAL &&
-	    h->magic != QLI_MAGIC_HPAGE_ && h->magic != QLI_MAGIC_IPAGE_)
+	    h->magic != QLI_MAGIC_HPAGE_ && h->magic != QLI_MAGIC_IPAGE_ &&
+	    h->magic != QLI_MAGIC_SYNC)
 		return qli_err(QL_ECORRUPT, "bad frame magic 0x%08x",
 			       h->magic);
+	if (h->magic == QLI_MAGIC_SYNC &&
+	    (h->comp_len || h->raw_len || h->nrec || h->min_ts <= 0 ||
+	     h->max_ts))
+		return qli_err(QL_ECORRUPT, "sync mark header out of range");
 	if ((h->magic == QLI_MAGIC_HPAGE_ || h->magic == QLI_MAGIC_IPAGE_) &&
 	    (h->nrec == 0 || h->nrec > 256 || h->raw_len > (1u << 20) ||
 	     h->comp_len == 0 || h->comp_len > ZSTD_compressBound(1u << 20) ||

@@ -13,6 +13,7 @@
 #define QLI_FRAME_HDR 40
 #define QLI_MAGIC_BLOCK 0x4b424c51u /* "QLBK" little-endian */
 #define QLI_MAGIC_SEAL 0x4c534c51u  /* "QLSL" */
+#define QLI_MAGIC_SYNC 0x59534c51u  /* "QLSY": a sync mark, segment.c */
 #define QLI_MAGIC_HPAGE_ 0x48444c51u /* "QLDH", see dict.h */
 #define QLI_MAGIC_IPAGE_ 0x49444c51u /* "QLDI" */
 #define QLI_MAX_BLOCK_RECORDS 65536u

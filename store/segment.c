@@ -120,7 +120,7 @@ static void hdr_pack(uint8_t out[QLI_SEG_HDR], const qli_segfile *sf)
 {
 	memset(out, 0, QLI_SEG_HDR);
 	memcpy(out, seg_magic, 8);
-	out[8] = (uint8_t)(sf->compact ? sf->version : QLI_SEG_VERSION);
+	out[8] = (uint8_t)sf->version;
 	out[10] = QLI_SEG_HDR;
 	qli_put64(out + 16, (uint64_t)sf->bucket_start);
 	qli_put64(out + 24, (uint64_t)sf->bucket_width);
@@ -134,13 +134,15 @@ static int hdr_unpack(const uint8_t in[QLI_SEG_HDR], qli_segfile *sf)
 		return qli_err(QL_ECORRUPT, "not a querylog segment (magic)");
 	if (qli_get64(in + 56) != qli_hash64(in, 56, 0))
 		return qli_err(QL_ECORRUPT, "segment header checksum mismatch");
-	if ((in[8] != QLI_SEG_VERSION && in[8] != QLI_SEG_VERSION_COMPACT &&
+	if ((in[8] != QLI_SEG_VERSION && in[8] != QLI_SEG_VERSION1 &&
+	     in[8] != QLI_SEG_VERSION_COMPACT &&
 	     in[8] != QLI_SEG_VERSION_COMPACT2) || in[9] != 0)
 		return qli_err(QL_EVERSION,
 			       "segment format version %u (this build reads "
 			       "%u to %u)", in[8] | in[9] << 8,
-			       QLI_SEG_VERSION, QLI_SEG_VERSION_COMPACT);
-	sf->compact = in[8] != QLI_SEG_VERSION;
+			       QLI_SEG_VERSION1, QLI_SEG_VERSION);
+	sf->compact = in[8] == QLI_SEG_VERSION_COMPACT ||
+		      in[8] == QLI_SEG_VERSION_COMPACT2;
 	sf->version = in[8];
 	sf->bucket_start = (int64_t)qli_get64(in + 16);
 	sf->bucket_width = (int64_t)qli_get64(in + 24);
@@ -170,6 +172,7 @@ int qli_segfile_create(qli_segfile *sf, int segdir, int64_t bucket_start,
 	sf->bucket_start = bucket_start;
 	sf->bucket_width = bucket_width;
 	sf->gen = gen;
+	sf->version = QLI_SEG_VERSION;
 	sf->fd = qli_vfs_cur->openat(segdir, sf->name,
 				     O_RDWR | O_CREAT | O_EXCL, mode);
 	if (sf->fd < 0)
@@ -267,6 +270,26 @@ int qli_segfile_add_block(qli_segfile *sf, const qli_frame_hdr *h)
 
 	if (!rc)
 		sf->size += e.frame_len;
+	return rc;
+}
+
+int qli_segfile_mark(qli_segfile *sf)
+{
+	uint8_t f[QLI_FRAME_HDR];
+	qli_frame_hdr h = { 0 };
+	int rc;
+
+	if (sf->version != QLI_SEG_VERSION || sf->compact)
+		return 0;
+	h.magic = QLI_MAGIC_SYNC;
+	h.min_ts = (int64_t)sf->size; /* where it lies: [0, here) is durable */
+	qli_frame_hdr_write(f, &h, f + QLI_FRAME_HDR);
+	rc = qli_write_full(sf->fd, f, sizeof(f), (off_t)sf->size, sf->name);
+	if (!rc) {
+		sf->size += QLI_FRAME_HDR;
+		if (sf->file_size < sf->size)
+			sf->file_size = sf->size;
+	}
 	return rc;
 }
 
@@ -643,7 +666,9 @@ done:
 }
 
 /* Reads and checks the frame at off. Returns 1 if it is a whole, valid
- * block frame (filling *h), 0 if not, or a negative error. */
+ * block frame (filling *h), 2 if it is a valid sync mark (version 4
+ * files; always checked in full: it is only a header), 0 if neither, or
+ * a negative error. */
 static int frame_ok(qli_segfile *sf, uint64_t off, int verify, qli_buf *buf,
 		    qli_frame_hdr *h)
 {
@@ -655,7 +680,15 @@ static int frame_ok(qli_segfile *sf, uint64_t off, int verify, qli_buf *buf,
 	rc = qli_read_full(sf->fd, fh, sizeof(fh), (off_t)off, sf->name);
 	if (rc)
 		return rc;
-	if (qli_frame_hdr_read(fh, h) || h->magic != QLI_MAGIC_BLOCK ||
+	if (qli_frame_hdr_read(fh, h))
+		return 0;
+	if (h->magic == QLI_MAGIC_SYNC)
+		return sf->version == QLI_SEG_VERSION &&
+				       h->min_ts == (int64_t)off &&
+				       !qli_frame_verify(fh, h, fh + QLI_FRAME_HDR)
+			       ? 2
+			       : 0;
+	if (h->magic != QLI_MAGIC_BLOCK ||
 	    off + QLI_FRAME_HDR + h->comp_len > sf->file_size)
 		return 0;
 	if (!verify)
@@ -670,12 +703,21 @@ static int frame_ok(qli_segfile *sf, uint64_t off, int verify, qli_buf *buf,
 	return qli_frame_verify(fh, h, buf->p) ? 0 : 1;
 }
 
-/* After a bad frame: is there a valid frame further on? A crash tears
- * only the tail written after the last fsync, so garbage followed by a
- * valid frame is damage to data that may have been acknowledged, which
- * must be reported, never cut. */
+/* After a bad frame: is the data at off proven synced? A crash tears
+ * only the tail written after the last fsync; what came before it is
+ * damage if it is bad, and must be reported, never cut.
+ *   Version 4: a valid sync mark after off proves it (a mark is written
+ * only once everything before it is durable). Anything else after the
+ * bad frame, valid blocks included, was written after the last fsync
+ * that completed with its mark written, and pages written back out of
+ * order can leave valid frames behind a torn one: a torn tail, cut.
+ *   Version 1 (no marks): any valid block after off counts as proof, so
+ * such a tail is reported as damage (and kept) although it may be torn.
+ * Returns 1 if proven, 0 if not, or a negative error. */
 static int valid_frame_after(qli_segfile *sf, uint64_t off, qli_buf *buf)
 {
+	const uint32_t want = sf->version == QLI_SEG_VERSION ? QLI_MAGIC_SYNC
+							     : QLI_MAGIC_BLOCK;
 	uint8_t win[4096];
 	qli_frame_hdr h;
 
@@ -690,11 +732,11 @@ static int valid_frame_after(qli_segfile *sf, uint64_t off, qli_buf *buf)
 		if (rc)
 			return rc;
 		for (uint64_t i = 0; i + 4 <= n; i++) {
-			if (qli_get32(win + i) != QLI_MAGIC_BLOCK)
+			if (qli_get32(win + i) != want)
 				continue;
 			rc = frame_ok(sf, off + i, 1, buf, &h);
 			if (rc)
-				return rc;
+				return rc < 0 ? rc : 1;
 		}
 		off += n > 3 ? n - 3 : n;
 	}
@@ -710,9 +752,13 @@ static int walk_frames(qli_segfile *sf, int verify)
 	qli_frame_hdr h;
 	int rc;
 
-	while ((rc = frame_ok(sf, off, verify, &buf, &h)) == 1) {
+	while ((rc = frame_ok(sf, off, verify, &buf, &h)) >= 1) {
 		sf->size = off;
-		rc = qli_segfile_add_block(sf, &h);
+		if (rc == 2) { /* a sync mark */
+			sf->size += QLI_FRAME_HDR;
+			rc = 0;
+		} else
+			rc = qli_segfile_add_block(sf, &h);
 		if (rc)
 			break;
 		off = sf->size;

@@ -11,7 +11,9 @@
 
 #define QLI_SEG_HDR 64
 #define QLI_SEG_TRAILER 16
-#define QLI_SEG_VERSION 1
+#define QLI_SEG_VERSION 4 /* .qls files: blocks and sync marks */
+#define QLI_SEG_VERSION1 1 /* .qls files before the sync marks: still
+			    * read */
 #define QLI_SEG_VERSION_COMPACT 3 /* .qlc files: dictionaries + id blocks,
 				    * times Rice-coded */
 #define QLI_SEG_VERSION_COMPACT2 2 /* .qlc files before the Rice-coded
@@ -47,7 +49,7 @@ typedef struct qli_segfile {
 	int64_t min_ts, max_ts;
 	uint64_t seal_checksum; /* chained over the frames' checksums */
 	int compact;        /* a .qlc file (version 2 or 3): blocks hold ids */
-	int version;        /* of a .qlc file (its header): 2 or 3 */
+	int version;        /* the header's: 1 or 4 (.qls), 2 or 3 (.qlc) */
 	qli_dict dh, di;    /* compact: handle and address dictionaries */
 	int ix_byid;        /* from the index: its postings are keyed by
 			     * dictionary id (compact, directory version 2) */
@@ -86,6 +88,11 @@ void qli_segfile_close(qli_segfile *sf);
 
 /* Records a block written at sf->size. */
 int qli_segfile_add_block(qli_segfile *sf, const qli_frame_hdr *h);
+/* Call right after an fdatasync of sf (a .qls of version 4) succeeded:
+ * appends a sync mark at sf->size, a frame that says everything before
+ * it is durable (it is not synced itself: any later sync carries it).
+ * Recovery tells a torn tail from damage by it (docs/FORMAT.md §5.8). */
+int qli_segfile_mark(qli_segfile *sf);
 /* Writes the seal frame and trailer at sf->size and fdatasyncs. For a
  * compact file (sf->compact) the seal also carries the dictionaries'
  * page directories (sf->dh, sf->di). */

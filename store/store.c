@@ -896,6 +896,8 @@ static int write_list(ql_store *s, qli_memtable *list)
 
 static int sync_all(ql_store *s)
 {
+	int rc;
+
 	for (size_t i = 0; i < s->nwb; i++) {
 		qli_bucket *b = s->wb[i];
 
@@ -904,9 +906,14 @@ static int sync_all(ql_store *s)
 		if (qli_vfs_cur->fdatasync(b->active->fd) < 0)
 			return qli_errno(errno, "fdatasync", b->active->name);
 		b->dirty = 0;
+		/* the durable point, for recovery to tell a torn tail from
+		 * damage; not synced now (it does not make b dirty) */
+		rc = qli_segfile_mark(b->active);
+		if (rc)
+			return rc;
 	}
 	if (s->dir_dirty) {
-		int rc = qli_sync_dir(s->segdir, QLI_SEG_DIR);
+		rc = qli_sync_dir(s->segdir, QLI_SEG_DIR);
 
 		if (rc)
 			return rc;

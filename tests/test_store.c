@@ -12,6 +12,9 @@
 
 #include <cmocka.h>
 
+#include "codec.h"
+#include "segment.h"
+
 typedef struct fx {
 	char dir[256];
 	int64_t now;
@@ -566,7 +569,7 @@ static void test_torn_tail_cut_at_every_offset(void **state)
 	char path[400];
 	struct stat st;
 	uint64_t sum_kept;
-	off_t full, last_start;
+	off_t full, last_start, mark;
 	char *orig;
 	int fd;
 
@@ -590,7 +593,14 @@ static void test_torn_tail_cut_at_every_offset(void **state)
 	assert_int_equal(read(fd, orig, (size_t)full), full);
 	close(fd);
 
+	/* the file ends with the last block and the sync mark written
+	 * after its fsync (docs/FORMAT.md §5.8): a cut inside the block
+	 * loses it, a cut inside the mark only the mark */
+	mark = full - QLI_FRAME_HDR;
+	assert_int_equal(qli_get32((const uint8_t *)orig + mark),
+			 QLI_MAGIC_SYNC);
 	for (off_t cut = last_start; cut < full; cut++) {
+		off_t keep = cut < mark ? last_start : mark;
 		ql_stats stt;
 		scanres r;
 
@@ -599,15 +609,15 @@ static void test_torn_tail_cut_at_every_offset(void **state)
 		close(fd);
 		assert_int_equal(ql_open(&f->s, f->dir, &f->opt), 0);
 		assert_int_equal(ql_stat(f->s, &stt), 0);
-		assert_int_equal(stt.recovered_bytes,
-				 (uint64_t)(cut - last_start));
+		assert_int_equal(stt.recovered_bytes, (uint64_t)(cut - keep));
 		r = scan(f->s, 0, 0);
-		assert_int_equal(r.n, 32);
-		assert_true(r.sum == sum_kept);
+		assert_int_equal(r.n, cut < mark ? 32 : 48);
+		if (cut < mark)
+			assert_true(r.sum == sum_kept);
 		assert_int_equal(ql_close(f->s), 0);
 		f->s = NULL;
 		assert_int_equal(stat(path, &st), 0);
-		assert_int_equal(st.st_size, last_start);
+		assert_int_equal(st.st_size, keep);
 	}
 	/* garbage after the last block is cut too */
 	fd = open(path, O_WRONLY | O_TRUNC);
@@ -617,6 +627,133 @@ static void test_torn_tail_cut_at_every_offset(void **state)
 	close(fd);
 	assert_int_equal(ql_open(&f->s, f->dir, &f->opt), 0);
 	assert_int_equal(scan(f->s, 0, 0).n, 48);
+	free(orig);
+}
+
+/* Pages written back out of order can leave valid blocks behind a torn
+ * one. The sync marks tell that tail from damage: with no mark after the
+ * bad frame, nothing after it was proven durable, so it is cut; with a
+ * mark after it, the bad frame was synced and is damage, kept and
+ * reported. The file is made as a crash would leave it: three blocks
+ * written after the first sync, the first of them torn. */
+static void test_torn_tail_vs_damage(void **state)
+{
+	fx *f = *state;
+	char path[400];
+	struct stat st;
+	uint64_t sum_kept;
+	off_t s1, full;
+	char *orig, saved[8];
+	int fd;
+
+	f->opt.block_records = 16;
+	assert_int_equal(ql_open(&f->s, f->dir, &f->opt), 0);
+	sum_kept = append_stream(f, 21, f->now - T_HOUR, T_SEC, 32);
+	assert_int_equal(ql_sync(f->s), 0);
+	seg_path(f, path, sizeof(path));
+	assert_int_equal(stat(path, &st), 0);
+	s1 = st.st_size; /* blocks 1-2 and their mark */
+	append_stream(f, 22, f->now - 30 * T_MIN, T_SEC, 48);
+	assert_int_equal(ql_close(f->s), 0);
+	f->s = NULL;
+	assert_int_equal(stat(path, &st), 0);
+	full = st.st_size; /* blocks 3-5 and their mark */
+	orig = malloc((size_t)full);
+	fd = open(path, O_RDONLY);
+	assert_int_equal(read(fd, orig, (size_t)full), full);
+	close(fd);
+	assert_int_equal(qli_get32((const uint8_t *)orig + s1 -
+				   QLI_FRAME_HDR),
+			 QLI_MAGIC_SYNC);
+	assert_int_equal(qli_get32((const uint8_t *)orig + full -
+				   QLI_FRAME_HDR),
+			 QLI_MAGIC_SYNC);
+	memcpy(saved, orig + s1, 8);
+	memset(orig + s1, 0, 8); /* block 3's header torn */
+
+	for (int with_mark = 0; with_mark < 2; with_mark++) {
+		off_t len = with_mark ? full : full - QLI_FRAME_HDR;
+		seginfo_acc a = { 0 };
+		ql_stats stt;
+		scanres r;
+
+		fd = open(path, O_WRONLY | O_TRUNC);
+		assert_int_equal(write(fd, orig, (size_t)len), len);
+		close(fd);
+		assert_int_equal(ql_open(&f->s, f->dir, &f->opt), 0);
+		assert_int_equal(ql_stat(f->s, &stt), 0);
+		if (!with_mark) {
+			/* a torn tail: cut, blocks 4-5 with it */
+			assert_int_equal(stt.recovered_bytes,
+					 (uint64_t)(len - s1));
+			r = scan(f->s, 0, 0);
+			assert_int_equal(r.n, 32);
+			assert_true(r.sum == sum_kept);
+			assert_int_equal(ql_segments(f->s, 1, acc_seg, &a),
+					 0);
+			assert_int_equal(a.damaged, 0);
+		} else {
+			/* damage to synced data: kept as it is, reported */
+			assert_int_equal(stt.recovered_bytes, 0);
+			assert_int_equal(ql_segments(f->s, 1, acc_seg, &a),
+					 QL_ECORRUPT);
+			assert_int_equal(a.damaged, 1);
+			assert_string_equal(a.bad,
+					    "seg/20261103T000000Z-g0.qls");
+		}
+		assert_int_equal(ql_close(f->s), 0);
+		f->s = NULL;
+		assert_int_equal(stat(path, &st), 0);
+		assert_int_equal(st.st_size, with_mark ? full : s1);
+	}
+
+	/* The same file as a build before the marks wrote it (version 1,
+	 * no marks): read whole, and a torn block with valid ones behind it
+	 * is reported as damage (kept), as such builds always did. */
+	memcpy(orig + s1, saved, 8); /* block 3 is whole again */
+	for (int torn = 0; torn < 2; torn++) {
+		char *v1 = malloc((size_t)full);
+		seginfo_acc a = { 0 };
+		off_t len = 0;
+
+		for (off_t off = 0; off < full;) {
+			uint32_t m = qli_get32((const uint8_t *)orig + off);
+			off_t fl = off < QLI_SEG_HDR
+					   ? QLI_SEG_HDR
+					   : QLI_FRAME_HDR +
+						     (off_t)qli_get32(
+							     (const uint8_t *)
+								     orig +
+							     off + 4);
+
+			if (off < QLI_SEG_HDR || m != QLI_MAGIC_SYNC) {
+				memcpy(v1 + len, orig + off, (size_t)fl);
+				if (torn && off == s1)
+					memset(v1 + len, 0, 8);
+				len += fl;
+			}
+			off += fl;
+		}
+		v1[8] = 1;
+		qli_put64((uint8_t *)v1 + 56,
+			  qli_hash64((const uint8_t *)v1, 56, 0));
+		fd = open(path, O_WRONLY | O_TRUNC);
+		assert_int_equal(write(fd, v1, (size_t)len), len);
+		close(fd);
+		free(v1);
+		assert_int_equal(ql_open(&f->s, f->dir, &f->opt), 0);
+		if (!torn) {
+			assert_int_equal(scan(f->s, 0, 0).n, 80);
+			assert_int_equal(ql_segments(f->s, 1, acc_seg, &a),
+					 0);
+		} else {
+			assert_int_equal(ql_segments(f->s, 1, acc_seg, &a),
+					 QL_ECORRUPT);
+			assert_int_equal(a.damaged, 1);
+		}
+		assert_int_equal(ql_close(f->s), 0);
+		f->s = NULL;
+	}
 	free(orig);
 }
 
@@ -734,6 +871,7 @@ int main(void)
 		T(test_symlink_inside_store_refused),
 		T(test_files_private),
 		T(test_torn_tail_cut_at_every_offset),
+		T(test_torn_tail_vs_damage),
 		T(test_verify_names_damaged_segment),
 		T(test_many_threads_append),
 #undef T
