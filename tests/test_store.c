@@ -563,6 +563,37 @@ static void seg_path(fx *f, char *out, size_t len)
 	snprintf(out, len, "%s/seg/20261103T000000Z-g0.qls", f->dir);
 }
 
+/* In blocks of 16: appends 32 records (seed), syncs, notes the file's
+ * size in *s1 and the records' sum in *sum1, appends n2 more (seed + 1),
+ * closes the store; returns the file's bytes (*full of them), to free. */
+static char *two_syncs(fx *f, uint64_t seed, unsigned n2, char *path,
+		       size_t plen, uint64_t *sum1, off_t *s1, off_t *full)
+{
+	struct stat st;
+	char *orig;
+	int fd;
+
+	f->opt.block_records = 16;
+	assert_int_equal(ql_open(&f->s, f->dir, &f->opt), 0);
+	*sum1 = append_stream(f, seed, f->now - T_HOUR, T_SEC, 32);
+	assert_int_equal(ql_sync(f->s), 0);
+	seg_path(f, path, plen);
+	assert_int_equal(stat(path, &st), 0);
+	*s1 = st.st_size;
+	append_stream(f, seed + 1, f->now - 30 * T_MIN, T_SEC, n2);
+	assert_int_equal(ql_close(f->s), 0);
+	f->s = NULL;
+	assert_int_equal(stat(path, &st), 0);
+	*full = st.st_size;
+	assert_true(*full > *s1);
+	orig = malloc((size_t)*full);
+	assert_non_null(orig);
+	fd = open(path, O_RDONLY);
+	assert_int_equal(read(fd, orig, (size_t)*full), *full);
+	close(fd);
+	return orig;
+}
+
 static void test_torn_tail_cut_at_every_offset(void **state)
 {
 	fx *f = *state;
@@ -573,25 +604,10 @@ static void test_torn_tail_cut_at_every_offset(void **state)
 	char *orig;
 	int fd;
 
-	f->opt.block_records = 16;
-	assert_int_equal(ql_open(&f->s, f->dir, &f->opt), 0);
 	/* three blocks of 16 synced one by one: the file ends with a block
 	 * whose start we know from the size before it */
-	sum_kept = append_stream(f, 11, f->now - T_HOUR, T_SEC, 32);
-	assert_int_equal(ql_sync(f->s), 0);
-	seg_path(f, path, sizeof(path));
-	assert_int_equal(stat(path, &st), 0);
-	last_start = st.st_size;
-	append_stream(f, 12, f->now - 30 * T_MIN, T_SEC, 16);
-	assert_int_equal(ql_close(f->s), 0);
-	f->s = NULL;
-	assert_int_equal(stat(path, &st), 0);
-	full = st.st_size;
-	assert_true(full > last_start);
-	orig = malloc((size_t)full);
-	fd = open(path, O_RDONLY);
-	assert_int_equal(read(fd, orig, (size_t)full), full);
-	close(fd);
+	orig = two_syncs(f, 11, 16, path, sizeof(path), &sum_kept,
+			 &last_start, &full);
 
 	/* the file ends with the last block and the sync mark written
 	 * after its fsync (docs/FORMAT.md §5.8): a cut inside the block
@@ -630,55 +646,77 @@ static void test_torn_tail_cut_at_every_offset(void **state)
 	free(orig);
 }
 
+/* Copies the n bytes of a segment file to out, without the sync marks
+ * at offsets >= from; returns the length, and in *at_out where the frame
+ * at offset at went. */
+static off_t strip_marks(const char *in, off_t n, off_t from, char *out,
+			 off_t at, off_t *at_out)
+{
+	off_t len = QLI_SEG_HDR;
+
+	memcpy(out, in, QLI_SEG_HDR);
+	for (off_t off = QLI_SEG_HDR; off < n;) {
+		const uint8_t *fr = (const uint8_t *)in + off;
+		off_t fl = QLI_FRAME_HDR + (off_t)qli_get32(fr + 4);
+
+		if (off == at)
+			*at_out = len;
+		if (off < from || qli_get32(fr) != QLI_MAGIC_SYNC) {
+			memcpy(out + len, fr, (size_t)fl);
+			len += fl;
+		}
+		off += fl;
+	}
+	return len;
+}
+
 /* Pages written back out of order can leave valid blocks behind a torn
  * one. The sync marks tell that tail from damage: with no mark after the
  * bad frame, nothing after it was proven durable, so it is cut; with a
  * mark after it, the bad frame was synced and is damage, kept and
- * reported. The file is made as a crash would leave it: three blocks
- * written after the first sync, the first of them torn. */
+ * reported. The files are made as a crash would leave them: the blocks
+ * written after the first sync without any mark (whatever syncs the
+ * store did meanwhile), the first of them torn; then the same with a
+ * mark after them. */
 static void test_torn_tail_vs_damage(void **state)
 {
 	fx *f = *state;
 	char path[400];
 	struct stat st;
 	uint64_t sum_kept;
-	off_t s1, full;
-	char *orig, saved[8];
+	off_t s1, full, base, b3;
+	char *orig, *img;
 	int fd;
 
-	f->opt.block_records = 16;
-	assert_int_equal(ql_open(&f->s, f->dir, &f->opt), 0);
-	sum_kept = append_stream(f, 21, f->now - T_HOUR, T_SEC, 32);
-	assert_int_equal(ql_sync(f->s), 0);
-	seg_path(f, path, sizeof(path));
-	assert_int_equal(stat(path, &st), 0);
-	s1 = st.st_size; /* blocks 1-2 and their mark */
-	append_stream(f, 22, f->now - 30 * T_MIN, T_SEC, 48);
-	assert_int_equal(ql_close(f->s), 0);
-	f->s = NULL;
-	assert_int_equal(stat(path, &st), 0);
-	full = st.st_size; /* blocks 3-5 and their mark */
-	orig = malloc((size_t)full);
-	fd = open(path, O_RDONLY);
-	assert_int_equal(read(fd, orig, (size_t)full), full);
-	close(fd);
+	/* blocks 1-2 and their mark end at s1, blocks 3-5 follow */
+	orig = two_syncs(f, 21, 48, path, sizeof(path), &sum_kept, &s1,
+			 &full);
 	assert_int_equal(qli_get32((const uint8_t *)orig + s1 -
 				   QLI_FRAME_HDR),
 			 QLI_MAGIC_SYNC);
-	assert_int_equal(qli_get32((const uint8_t *)orig + full -
-				   QLI_FRAME_HDR),
-			 QLI_MAGIC_SYNC);
-	memcpy(saved, orig + s1, 8);
-	memset(orig + s1, 0, 8); /* block 3's header torn */
+	img = malloc((size_t)full + QLI_FRAME_HDR);
+	assert_non_null(img);
+	b3 = -1;
+	base = strip_marks(orig, full, s1, img, s1, &b3);
+	assert_true(base > s1 && b3 == s1 &&
+		    qli_get32((uint8_t *)img + s1) == QLI_MAGIC_BLOCK);
+	memset(img + s1, 0, 8); /* block 3's header torn */
+	{
+		qli_frame_hdr h = { 0 }; /* the mark a later sync would add */
+
+		h.magic = QLI_MAGIC_SYNC;
+		h.min_ts = (int64_t)base;
+		qli_frame_hdr_write((uint8_t *)img + base, &h, NULL);
+	}
 
 	for (int with_mark = 0; with_mark < 2; with_mark++) {
-		off_t len = with_mark ? full : full - QLI_FRAME_HDR;
+		off_t len = with_mark ? base + QLI_FRAME_HDR : base;
 		seginfo_acc a = { 0 };
 		ql_stats stt;
 		scanres r;
 
 		fd = open(path, O_WRONLY | O_TRUNC);
-		assert_int_equal(write(fd, orig, (size_t)len), len);
+		assert_int_equal(write(fd, img, (size_t)len), len);
 		close(fd);
 		assert_int_equal(ql_open(&f->s, f->dir, &f->opt), 0);
 		assert_int_equal(ql_stat(f->s, &stt), 0);
@@ -704,56 +742,44 @@ static void test_torn_tail_vs_damage(void **state)
 		assert_int_equal(ql_close(f->s), 0);
 		f->s = NULL;
 		assert_int_equal(stat(path, &st), 0);
-		assert_int_equal(st.st_size, with_mark ? full : s1);
+		assert_int_equal(st.st_size, with_mark ? len : s1);
 	}
 
 	/* The same file as a build before the marks wrote it (version 1,
 	 * no marks): read whole, and a torn block with valid ones behind it
 	 * is reported as damage (kept), as such builds always did. */
-	memcpy(orig + s1, saved, 8); /* block 3 is whole again */
 	for (int torn = 0; torn < 2; torn++) {
-		char *v1 = malloc((size_t)full);
-		seginfo_acc a = { 0 };
-		off_t len = 0;
+		off_t len = strip_marks(orig, full, 0, img, s1, &b3);
 
-		for (off_t off = 0; off < full;) {
-			uint32_t m = qli_get32((const uint8_t *)orig + off);
-			off_t fl = off < QLI_SEG_HDR
-					   ? QLI_SEG_HDR
-					   : QLI_FRAME_HDR +
-						     (off_t)qli_get32(
-							     (const uint8_t *)
-								     orig +
-							     off + 4);
-
-			if (off < QLI_SEG_HDR || m != QLI_MAGIC_SYNC) {
-				memcpy(v1 + len, orig + off, (size_t)fl);
-				if (torn && off == s1)
-					memset(v1 + len, 0, 8);
-				len += fl;
-			}
-			off += fl;
-		}
-		v1[8] = 1;
-		qli_put64((uint8_t *)v1 + 56,
-			  qli_hash64((const uint8_t *)v1, 56, 0));
+		assert_int_equal(qli_get32((uint8_t *)img + b3),
+				 QLI_MAGIC_BLOCK);
+		if (torn)
+			memset(img + b3, 0, 8); /* block 3 */
+		img[8] = 1;
+		qli_put64((uint8_t *)img + 56,
+			  qli_hash64((const uint8_t *)img, 56, 0));
 		fd = open(path, O_WRONLY | O_TRUNC);
-		assert_int_equal(write(fd, v1, (size_t)len), len);
+		assert_int_equal(write(fd, img, (size_t)len), len);
 		close(fd);
-		free(v1);
 		assert_int_equal(ql_open(&f->s, f->dir, &f->opt), 0);
-		if (!torn) {
-			assert_int_equal(scan(f->s, 0, 0).n, 80);
-			assert_int_equal(ql_segments(f->s, 1, acc_seg, &a),
-					 0);
-		} else {
-			assert_int_equal(ql_segments(f->s, 1, acc_seg, &a),
-					 QL_ECORRUPT);
-			assert_int_equal(a.damaged, 1);
+		{
+			seginfo_acc a = { 0 };
+
+			if (!torn) {
+				assert_int_equal(scan(f->s, 0, 0).n, 80);
+				assert_int_equal(
+					ql_segments(f->s, 1, acc_seg, &a), 0);
+			} else {
+				assert_int_equal(
+					ql_segments(f->s, 1, acc_seg, &a),
+					QL_ECORRUPT);
+				assert_int_equal(a.damaged, 1);
+			}
 		}
 		assert_int_equal(ql_close(f->s), 0);
 		f->s = NULL;
 	}
+	free(img);
 	free(orig);
 }
 
