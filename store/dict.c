@@ -240,7 +240,6 @@ int qli_dict_cmp_first(const qli_dict *d, uint32_t k, const uint8_t *key,
 		       len);
 }
 
-
 /* ---- time column: Rice-coded deltas ---- */
 
 static unsigned bitlen64(uint64_t v)
@@ -268,6 +267,7 @@ static void bw_put(bitw *w, uint64_t v, unsigned nbits)
 	}
 }
 
+/* The nbits (<= 64) low bits of v, in pieces of at most 32. */
 static void bw_put_long(bitw *w, uint64_t v, unsigned nbits)
 {
 	while (nbits > 32) {
@@ -275,7 +275,8 @@ static void bw_put_long(bitw *w, uint64_t v, unsigned nbits)
 		v >>= 32;
 		nbits -= 32;
 	}
-	bw_put(w, v & ((nbits == 32) ? 0xffffffffu : ((1u << nbits) - 1)), nbits);
+	if (nbits)
+		bw_put(w, v & (~0ull >> (64 - nbits)), nbits);
 }
 
 static unsigned rice_k(const qli_idrec *r, uint32_t n)
@@ -316,7 +317,7 @@ static size_t rice_put(uint8_t *out, const qli_idrec *r, uint32_t n)
 				q -= 32;
 			}
 			bw_put(&w, (1ull << q) - 1, (unsigned)q + 1);
-			bw_put_long(&w, d & ((k == 64) ? ~0ull : ((1ull << k) - 1)), k);
+			bw_put_long(&w, d, k); /* k <= 62 */
 		} else {
 			bw_put(&w, 0xffffffffu, 32);
 			bw_put(&w, (1ull << (RICE_ESC - 32)) - 1, RICE_ESC - 32);

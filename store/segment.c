@@ -682,12 +682,10 @@ static int frame_ok(qli_segfile *sf, uint64_t off, int verify, qli_buf *buf,
 		return rc;
 	if (qli_frame_hdr_read(fh, h))
 		return 0;
-	if (h->magic == QLI_MAGIC_SYNC)
+	if (h->magic == QLI_MAGIC_SYNC) /* a header alone, names its offset */
 		return sf->version == QLI_SEG_VERSION &&
-				       h->min_ts == (int64_t)off &&
-				       !qli_frame_verify(fh, h, fh + QLI_FRAME_HDR)
-			       ? 2
-			       : 0;
+		       h->min_ts == (int64_t)off &&
+		       !qli_frame_verify(fh, h, NULL) ? 2 : 0;
 	if (h->magic != QLI_MAGIC_BLOCK ||
 	    off + QLI_FRAME_HDR + h->comp_len > sf->file_size)
 		return 0;
