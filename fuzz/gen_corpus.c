@@ -22,6 +22,7 @@
 #include "audit.h"
 #include "codec.h"
 #include "hold.h"
+#include "minib.h"
 #include "querylog.h"
 #include "segment.h"
 
@@ -627,6 +628,80 @@ static void catalog(void)
 	}
 }
 
+/* fuzz_minib's input (its header comment): tables, then one mini block
+ * encoded from records with those tables. */
+static void minib_seed(const char *name, uint32_t n, uint32_t ncls,
+		       uint32_t nh, uint32_t ni, unsigned span_log2,
+		       uint64_t seed)
+{
+	qli_idrec r[QLI_MB_RECORDS];
+	uint64_t creq[QLI_DICT_CLASSES] = { 0 }, ctgt[QLI_DICT_CLASSES] = { 0 },
+		 csr[QLI_MB_SR] = { 0 }, x = seed;
+	uint32_t cls[QLI_DICT_CLASSES + 1];
+	uint8_t hdr[9 + 2 * QLI_DICT_CLASSES + 16], len[QLI_MB_SR];
+	qli_bits bits = { 0 };
+	qli_mbtab t;
+	size_t at = 9;
+
+	for (uint32_t c = 0; c <= ncls; c++)
+		cls[c] = (uint32_t)((uint64_t)nh * c / ncls);
+	if (qli_mbtab_init(&t, nh, cls, ncls, ni, (int64_t)1 << span_log2))
+		exit(1);
+	for (uint32_t i = 0; i < n; i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		r[i].ip = (uint32_t)((x >> 33) % ni) / 4 * 4 % ni;
+		r[i].ts = (int64_t)((x >> 11) % ((uint64_t)1 << span_log2));
+		r[i].req = (uint32_t)((x >> 7) % nh);
+		r[i].tgt = (uint32_t)((x >> 29) % nh);
+		r[i].svc = (uint8_t)((x >> 50) % 3);
+		r[i].res = (uint8_t)((x >> 60) & 1);
+	}
+	for (uint32_t i = 1; i < n; i++) /* insertion sort by (ip, ts) */
+		for (uint32_t j = i; j > 0 && (r[j].ip < r[j - 1].ip ||
+					       (r[j].ip == r[j - 1].ip &&
+						r[j].ts < r[j - 1].ts));
+		     j--) {
+			qli_idrec tmp = r[j];
+
+			r[j] = r[j - 1];
+			r[j - 1] = tmp;
+		}
+	qli_mb_count(&t, r, n, creq, ctgt, csr);
+	hdr[0] = (uint8_t)(n - 1);
+	hdr[1] = (uint8_t)(ncls - 1);
+	for (int b = 0; b < 3; b++) {
+		hdr[2 + b] = (uint8_t)(nh >> (8 * b));
+		hdr[5 + b] = (uint8_t)(ni >> (8 * b));
+	}
+	hdr[8] = (uint8_t)span_log2;
+	qli_mbcode_lengths(creq, ncls, len);
+	memcpy(hdr + at, len, ncls);
+	if (qli_mbcode_from_lengths(&t.req, len, ncls, "r"))
+		exit(1);
+	at += ncls;
+	qli_mbcode_lengths(ctgt, ncls, len);
+	memcpy(hdr + at, len, ncls);
+	if (qli_mbcode_from_lengths(&t.tgt, len, ncls, "t"))
+		exit(1);
+	at += ncls;
+	qli_mbcode_lengths(csr, QLI_MB_SR, len);
+	memcpy(hdr + at, len, 16);
+	if (qli_mbcode_from_lengths(&t.sr, len, QLI_MB_SR, "s"))
+		exit(1);
+	at += 16;
+	if (qli_mb_encode(&t, &bits, r, n))
+		exit(1);
+	put("minib", name, hdr, at, bits.p, (size_t)((bits.nbits + 7) / 8));
+	qli_bits_free(&bits);
+}
+
+static void minib(void)
+{
+	minib_seed("runs-40", 40, 3, 300, 20, 36, 1);
+	minib_seed("full-64", 64, 12, 5000, 900, 37, 2);
+	minib_seed("one-record", 1, 1, 1, 1, 0, 3);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -642,5 +717,6 @@ int main(int argc, char **argv)
 	holds();
 	audit();
 	catalog();
+	minib();
 	return 0;
 }
