@@ -22,6 +22,7 @@
 #include "audit.h"
 #include "codec.h"
 #include "hold.h"
+#include "dgroup.h"
 #include "minib.h"
 #include "querylog.h"
 #include "segment.h"
@@ -702,6 +703,42 @@ static void minib(void)
 	minib_seed("one-record", 1, 1, 1, 1, 0, 3);
 }
 
+/* fuzz_dgroup's input (its header comment): a domain table, then one
+ * group encoded with it. */
+static void dgroup(void)
+{
+	static const char *const hk[] = { "+14155550100", "+14155550123",
+					  "+442071234567", "alice@gmail.com",
+					  "alicia@gmail.com", "bob@x.example",
+					  "no-at", "Q!#x@gmail.com" };
+	static const char *const dom[] = { "gmail.com" };
+	uint8_t hl[8], dl[1] = { 9 }, hdr[2 + 1 + 9];
+	uint8_t a[3][16] = { { 0 }, { 0 }, { 0x26, 0x00, 0x01 } };
+	qli_bits b = { 0 };
+	qli_dgtab t;
+
+	for (int i = 0; i < 8; i++)
+		hl[i] = (uint8_t)strlen(hk[i]);
+	if (qli_dgtab_init(&t, dom, dl, 1) ||
+	    qli_dg_put_handles(&t, &b, hk, hl, 8))
+		exit(1);
+	hdr[0] = 8 - 1;
+	hdr[1] = 1;
+	hdr[2] = 9;
+	memcpy(hdr + 3, "gmail.com", 9);
+	put("dgroup", "handles-8", hdr, sizeof(hdr), b.p,
+	    (size_t)((b.nbits + 7) / 8));
+	qli_bits_free(&b);
+	a[0][10] = a[0][11] = a[1][10] = a[1][11] = 0xff;
+	a[0][12] = 10, a[1][12] = 10, a[1][15] = 7;
+	if (qli_dg_put_addrs(&b, (const uint8_t(*)[16])a, 3))
+		exit(1);
+	hdr[0] = 0x80 | (3 - 1);
+	hdr[1] = 0;
+	put("dgroup", "addrs-3", hdr, 2, b.p, (size_t)((b.nbits + 7) / 8));
+	qli_bits_free(&b);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -718,5 +755,6 @@ int main(int argc, char **argv)
 	audit();
 	catalog();
 	minib();
+	dgroup();
 	return 0;
 }

@@ -9,7 +9,7 @@ set -eu
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 # the targets of fuzz/meson.build (fuzz_targets); each has a corpus
-targets="block segment parse ndjson holds audit catalog minib"
+targets="block segment parse ndjson holds audit catalog minib dgroup"
 for d in fuzz/corpus/*/; do
 	case " $targets " in
 	*" $(basename "$d") "*) ;;

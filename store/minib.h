@@ -32,6 +32,7 @@
 #ifndef QL_MINIB_H
 #define QL_MINIB_H
 
+#include "bits.h"
 #include "dict.h"
 
 #include <stddef.h>
@@ -83,15 +84,6 @@ void qli_mbcode_lengths(const uint64_t *count, uint32_t nsym, uint8_t *len);
  * The arrays are added to (ncls, ncls and QLI_MB_SR entries). */
 void qli_mb_count(const qli_mbtab *t, const qli_idrec *r, size_t n,
 		  uint64_t *req, uint64_t *tgt, uint64_t *sr);
-
-/* A growing bit string. */
-typedef struct qli_bits {
-	uint8_t *p;
-	uint64_t nbits;  /* written */
-	size_t cap;      /* bytes; always 8 zero bytes past nbits */
-} qli_bits;
-
-void qli_bits_free(qli_bits *b);
 
 /* Appends one mini block of n (1..QLI_MB_RECORDS) records, sorted by
  * (address id, time), times relative to the bucket start. QL_EINVAL if
