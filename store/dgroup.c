@@ -201,6 +201,20 @@ int qli_dg_put_handles(const qli_dgtab *t, qli_bits *out,
 	return 0;
 }
 
+/* Checks the arguments of a read: 1 if they are sound, else 0 with the
+ * error set (QL_ECORRUPT: they come from a file). */
+static int group_args(const char *what, size_t len, uint64_t pos,
+		      uint64_t end, uint32_t n, uint32_t j)
+{
+	if (n && n <= QLI_DG_KEYS && j < n && end <= (uint64_t)len * 8 &&
+	    pos <= end)
+		return 1;
+	qli_err(QL_ECORRUPT, "%s group: key %u of %u in bits %llu..%llu of "
+		"%zu bytes", what, j, n, (unsigned long long)pos,
+		(unsigned long long)end, len);
+	return 0;
+}
+
 int qli_dg_get_handle(const qli_dgtab *t, const uint8_t *p, size_t len,
 		      uint64_t pos, uint64_t end, uint32_t n, uint32_t j,
 		      char out[QL_HANDLE_MAX + 1], uint8_t *olen)
@@ -212,12 +226,8 @@ int qli_dg_get_handle(const qli_dgtab *t, const uint8_t *p, size_t len,
 	uint32_t i;
 	uint64_t v;
 
-	if (n == 0 || n > QLI_DG_KEYS || j >= n || end > (uint64_t)len * 8 ||
-	    pos > end)
-		return qli_err(QL_ECORRUPT, "dictionary group: key %u of %u "
-			       "in bits %llu..%llu of %zu bytes", j, n,
-			       (unsigned long long)pos,
-			       (unsigned long long)end, len);
+	if (!group_args("dictionary", len, pos, end, n, j))
+		return QL_ECORRUPT;
 	for (i = 0; i <= j; i++) {
 		size_t o = 0, sh, ll;
 		uint64_t kind;
@@ -336,12 +346,8 @@ int qli_dg_get_addr(const uint8_t *p, size_t len, uint64_t pos,
 	uint32_t i;
 	uint64_t v;
 
-	if (n == 0 || n > QLI_DG_KEYS || j >= n || end > (uint64_t)len * 8 ||
-	    pos > end)
-		return qli_err(QL_ECORRUPT, "address group: key %u of %u in "
-			       "bits %llu..%llu of %zu bytes", j, n,
-			       (unsigned long long)pos,
-			       (unsigned long long)end, len);
+	if (!group_args("address", len, pos, end, n, j))
+		return QL_ECORRUPT;
 	for (i = 0; i <= j; i++) {
 		if (get(&d, 4, &v) || (v && !i))
 			goto bad;
