@@ -30,31 +30,6 @@
 static const uint8_t v4_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 				       0xff, 0xff };
 
-void qli_put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-void qli_put64(uint8_t *p, uint64_t v)
-{
-	qli_put32(p, (uint32_t)v);
-	qli_put32(p + 4, (uint32_t)(v >> 32));
-}
-
-uint32_t qli_get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-uint64_t qli_get64(const uint8_t *p)
-{
-	return (uint64_t)qli_get32(p) | (uint64_t)qli_get32(p + 4) << 32;
-}
-
 uint64_t qli_hash64(const void *p, size_t len, uint64_t seed)
 {
 	return XXH64(p, len, seed);

@@ -81,10 +81,33 @@ int qli_buf_reserve(qli_buf *b, size_t extra);
 void qli_buf_free(qli_buf *b);
 
 /* Little-endian helpers. */
-void qli_put32(uint8_t *p, uint32_t v);
-void qli_put64(uint8_t *p, uint64_t v);
-uint32_t qli_get32(const uint8_t *p);
-uint64_t qli_get64(const uint8_t *p);
+/* Inline: every parser of the formats calls them per field (a block
+ * directory entry is seven), and an out-of-line call per field was a
+ * tenth of an absent handle's lookup. */
+static inline void qli_put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static inline void qli_put64(uint8_t *p, uint64_t v)
+{
+	qli_put32(p, (uint32_t)v);
+	qli_put32(p + 4, (uint32_t)(v >> 32));
+}
+
+static inline uint32_t qli_get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t qli_get64(const uint8_t *p)
+{
+	return (uint64_t)qli_get32(p) | (uint64_t)qli_get32(p + 4) << 32;
+}
 
 uint64_t qli_hash64(const void *p, size_t len, uint64_t seed);
 /* A faster hash for tables in memory only (XXH3): never stored, so it
