@@ -246,8 +246,20 @@ int qli_mb_encode(const qli_mbtab *t, qli_bits *out, const qli_idrec *r,
 			return qli_err(QL_EINVAL, "mini block record %u: not "
 				       "in (address, time) order", i);
 	}
-	/* the Rice parameter with the fewest bits for the block's gaps */
-	for (unsigned kk = 0; kk < 63; kk++) {
+	/* the Rice parameter with the fewest bits for the block's gaps
+	 * (those inside address runs): the best is within a couple of
+	 * bits of the mean gap's length, so only those are tried */
+	uint64_t sum = 0, ngap = 0;
+
+	for (uint32_t i = 1; i < n; i++)
+		if (r[i].ip == r[i - 1].ip) {
+			sum += (uint64_t)(r[i].ts - r[i - 1].ts);
+			ngap++;
+		}
+	unsigned k0 = ngap ? bitlen64(sum / ngap) : 0;
+
+	for (unsigned kk = k0 > 2 ? k0 - 2 : 0; kk <= k0 + 1 && kk < 63;
+	     kk++) {
 		uint64_t bits = 0;
 
 		for (uint32_t i = 1; i < n; i++)
